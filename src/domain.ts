@@ -1,0 +1,131 @@
+// The domain every module shares: parts, cars, situations, dead letters, and the
+// deterministic catalog price the mock API serves (SPEC §3, §4, §6).
+
+export type PartKind = "BODY" | "ENGINE" | "REMOTE_CONTROL" | "WHEEL";
+/** The kinds a car can miss; wheels are missed as a group. Order = situation precedence. */
+export type MissingKind = "BODY" | "ENGINE" | "REMOTE_CONTROL" | "WHEELS";
+export const MISSING_ORDER: readonly MissingKind[] = ["BODY", "ENGINE", "REMOTE_CONTROL", "WHEELS"];
+
+export type Situation =
+  | "COMPLETED"
+  | "MISSING_BODY"
+  | "MISSING_ENGINE"
+  | "MISSING_REMOTE_CONTROL"
+  | "MISSING_WHEELS"
+  | "FAILED_GET_PRICE";
+
+export const CHANNEL_FREQUENCIES = ["RF_27", "RF_49", "RF_50", "RF_53", "RF_72", "RF_75"] as const;
+export type ChannelFrequency = (typeof CHANNEL_FREQUENCIES)[number];
+export const WHEEL_PLACEMENTS = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"] as const;
+export type WheelPlacement = (typeof WHEEL_PLACEMENTS)[number];
+export const WHEELS_PER_CAR = WHEEL_PLACEMENTS.length;
+export const PARTS_PER_CAR = 3 + WHEELS_PER_CAR;
+
+/** Fields every part carries. Unknown extra fields are kept and passed through. */
+export interface PartBase {
+  carId: string;
+  partId: string;
+  sku: string;
+  [extra: string]: unknown;
+}
+export interface Body extends PartBase {
+  color: string;
+  material: string;
+  weightKg: number;
+}
+export type Engine = PartBase;
+export interface RemoteControl extends PartBase {
+  channelFrequency: ChannelFrequency;
+}
+export interface Wheel extends PartBase {
+  placement: WheelPlacement;
+}
+export type Part = Body | Engine | RemoteControl | Wheel;
+
+/** A part with the kind it arrived as and its event time (the Kafka record timestamp). */
+export interface TimedPart {
+  kind: PartKind;
+  part: Part;
+  timestamp: number;
+}
+
+/** The output record on rccar-completed / rccar-incomplete. */
+export interface Car {
+  carId: string;
+  situation: Situation;
+  missing: MissingKind[];
+  body?: Body;
+  engine?: Engine;
+  remoteControl?: RemoteControl;
+  wheels: Wheel[];
+  prices?: Record<string, number>;
+  totalPrice?: number;
+  error?: string;
+  firstPartAt: number;
+  assembledAt: number;
+  pricedAt?: number;
+}
+
+/** The output record on rccar-dlq. `value` is the original bytes, base64. */
+export interface DeadLetter {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: string;
+  reason: string;
+}
+
+/** Which input topic (by logical role) carries which part kind. */
+export type InputRole = "body" | "engine" | "remoteControl" | "wheel";
+export const INPUT_ROLES: readonly InputRole[] = ["body", "engine", "remoteControl", "wheel"];
+export const KIND_OF_ROLE: Record<InputRole, PartKind> = {
+  body: "BODY",
+  engine: "ENGINE",
+  remoteControl: "REMOTE_CONTROL",
+  wheel: "WHEEL",
+};
+
+export function situationFor(missing: readonly MissingKind[]): Situation {
+  const first = MISSING_ORDER.find((k) => missing.includes(k));
+  return first === undefined ? "COMPLETED" : (`MISSING_${first}` as Situation);
+}
+
+/** Missing kinds of a set of parts, in situation precedence order. */
+export function missingKinds(has: {
+  body: boolean;
+  engine: boolean;
+  remoteControl: boolean;
+  wheelPlacements: number;
+}): MissingKind[] {
+  const missing: MissingKind[] = [];
+  if (!has.body) missing.push("BODY");
+  if (!has.engine) missing.push("ENGINE");
+  if (!has.remoteControl) missing.push("REMOTE_CONTROL");
+  if (has.wheelPlacements < WHEELS_PER_CAR) missing.push("WHEELS");
+  return missing;
+}
+
+/**
+ * The mock price API's catalog price for a SKU, in integer cents (100..9999, i.e. 1.00–99.99).
+ * FNV-1a over the UTF-8 bytes: the generator's manifest and the API agree without talking.
+ */
+export function catalogPriceCents(sku: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(sku)) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return 100 + (h % 9900);
+}
+
+/** Cents → the JSON number a price is written as (exact to the cent). */
+export function centsToAmount(cents: number): number {
+  return Math.round(cents) / 100;
+}
+
+/** A JSON price → integer cents, or null when it is not a whole number of cents. */
+export function amountToCents(amount: number): number | null {
+  const cents = Math.round(amount * 100);
+  return Math.abs(cents - amount * 100) < 1e-6 ? cents : null;
+}
