@@ -129,3 +129,29 @@ export function amountToCents(amount: number): number | null {
   const cents = Math.round(amount * 100);
   return Math.abs(cents - amount * 100) < 1e-6 ? cents : null;
 }
+
+/**
+ * Why a record went to the dead-letter topic. A reason is written `CLASS: detail`, e.g.
+ * `BAD_VALUE: placement "MIDDLE" is not one of FRONT_LEFT, ...`. Validation checks in this
+ * order and reports the first failure: OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE,
+ * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding.
+ */
+export const DEAD_LETTER_CLASSES = [
+  "OVERSIZED", // value larger than MAX_PART_BYTES
+  "NOT_JSON", // not UTF-8 JSON, not an object, or a tombstone (null value)
+  "MISSING_FIELD", // a required field is absent (carId, partId, sku, then the kind's own fields)
+  "WRONG_TYPE", // a field has the wrong JSON type
+  "BAD_VALUE", // empty or too long string, weightKg <= 0, unknown enum value
+  "KEY_MISMATCH", // record key absent or different from carId
+  "CONFLICT", // a second different part for a slot the open car already filled
+] as const;
+export type DeadLetterClass = (typeof DEAD_LETTER_CLASSES)[number];
+
+export function deadLetterReason(cls: DeadLetterClass, detail: string): string {
+  return `${cls}: ${detail}`;
+}
+
+export function classOfReason(reason: string): DeadLetterClass | undefined {
+  const cls = reason.slice(0, reason.indexOf(":"));
+  return (DEAD_LETTER_CLASSES as readonly string[]).includes(cls) ? (cls as DeadLetterClass) : undefined;
+}
