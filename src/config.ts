@@ -197,6 +197,11 @@ export const kafkaSpec = {
 };
 export type KafkaSettings = Settings<typeof kafkaSpec>;
 
+/** True when the user pointed at a cluster of their own: then the project starts no broker. */
+export function kafkaBrokersGiven(source: ConfigSource = processSource()): boolean {
+  return (source.env.KAFKA_BROKERS ?? "").trim() !== "";
+}
+
 export interface Topics {
   body: string;
   engine: string;

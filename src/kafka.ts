@@ -6,11 +6,12 @@ import { topicsOf } from "./config.ts";
 
 export { Partitioners };
 
-export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string): Kafka {
+/** `quiet` silences kafkajs's own logging, for callers that retry and report failures themselves. */
+export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: { quiet?: boolean } = {}): Kafka {
   return new Kafka({
     clientId,
     brokers: settings.brokers,
-    logLevel: logLevel.ERROR,
+    logLevel: opts.quiet ? logLevel.NOTHING : logLevel.ERROR,
     retry: { initialRetryTime: 100, retries: 8 },
   });
 }
