@@ -251,3 +251,83 @@ export function loadPriceApiSettings(source?: ConfigSource): PriceApiSettings {
   requireThat(s.failRate + s.hangRate <= 1, `FAIL_RATE + HANG_RATE must be <= 1 (got ${s.failRate + s.hangRate})`);
   return s;
 }
+
+export const engineSpec = {
+  groupId: str("GROUP_ID", "rccar-assembler", "consumer group of the engine instances"),
+  instanceId: str("INSTANCE_ID", "", "this instance's name in logs and client ids (default: host-pid)"),
+  joinTimeoutMs: int("JOIN_TIMEOUT_MS", 5000, 1, 3_600_000, "how long a car's window stays open after its first part (event time)"),
+  dedupRetentionMs: int("DEDUP_RETENTION_MS", 60000, 0, 86_400_000, "how long an emitted car's partIds are remembered to absorb redeliveries (event time)"),
+  idleGraceMs: int("IDLE_GRACE_MS", 500, 0, 60_000, "a caught-up partition's watermark trails the last fetch by this much (producer-to-log latency allowance)"),
+  maxPartBytes: int("MAX_PART_BYTES", 65536, 64, 10_485_760, "largest accepted part value; larger ones are dead-lettered"),
+  workers: int("WORKERS", 2, 1, 64, "join worker threads"),
+  shards: int("SHARDS", 16, 1, 4096, "fixed number of carId hash shards spread over the workers"),
+  commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
+  maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 20000, 100, 10_000_000, "records buffered per input partition before its fetching pauses"),
+  priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
+  priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
+  priceRatePerS: num("PRICE_RATE_PER_S", 1000, 0.1, 1_000_000, "token bucket: price requests per second"),
+  priceBurst: int("PRICE_BURST", 20, 1, 100_000, "token bucket: burst size"),
+  priceRequestTimeoutMs: int("PRICE_REQUEST_TIMEOUT_MS", 2000, 10, 600_000, "a price request that takes longer is aborted and retried"),
+  priceDeadlineMs: int("PRICE_DEADLINE_MS", 30000, 100, 3_600_000, "a car not priced by then ends FAILED_GET_PRICE"),
+  priceCacheTtlMs: int("PRICE_CACHE_TTL_MS", 0, 0, 86_400_000, "reuse a price this long (0 = off: every car gets a price requested after it began waiting)"),
+  priceRetryBaseMs: int("PRICE_RETRY_BASE_MS", 100, 1, 60_000, "first retry backoff (exponential, with jitter)"),
+  priceRetryMaxMs: int("PRICE_RETRY_MAX_MS", 5000, 1, 600_000, "largest retry backoff"),
+  priceMaxWaitingCars: int("PRICE_MAX_WAITING_CARS", 10000, 1, 10_000_000, "cars waiting for prices before consumption pauses (backpressure)"),
+  httpPort: int("HTTP_PORT", 8090, 0, 65535, "port of /metrics, /health and /ready"),
+};
+export type EngineSettings = Settings<typeof engineSpec>;
+
+export function loadEngineSettings(source?: ConfigSource): { engine: EngineSettings; kafka: KafkaSettings } {
+  const src = source ?? processSource();
+  // Flags belong to the engine; the kafka block is read from the environment only.
+  const engine = loadSettings(engineSpec, src);
+  const kafka = loadSettings(kafkaSpec, { env: src.env, argv: [] });
+  requireThat(engine.priceRetryBaseMs <= engine.priceRetryMaxMs, `PRICE_RETRY_BASE_MS=${engine.priceRetryBaseMs} must be <= PRICE_RETRY_MAX_MS=${engine.priceRetryMaxMs}`);
+  requireThat(engine.shards >= engine.workers, `SHARDS=${engine.shards} must be >= WORKERS=${engine.workers}`);
+  return { engine, kafka };
+}
+
+// ---- generator (bun run generate) --------------------------------------------------------
+
+export const generatorSpec = {
+  cars: int("CARS", 1000, 0, 50_000_000, "cars to generate"),
+  seed: int("SEED", 1, 0, 4_294_967_295, "seed of the generator's randomness: same seed and options, same records"),
+  skus: int("SKUS", 20, 1, 1_000_000, "catalog SKUs per part kind"),
+  distinctSkus: bool("DISTINCT_SKUS", false, "give every part a SKU of its own (no price sharing)"),
+  missingBody: num("MISSING_BODY", 0, 0, 1, "probability that a car has no body"),
+  missingEngine: num("MISSING_ENGINE", 0, 0, 1, "probability that a car has no engine"),
+  missingRemote: num("MISSING_REMOTE", 0, 0, 1, "probability that a car has no remote control"),
+  missingWheels: num("MISSING_WHEELS", 0, 0, 1, "probability that a car lacks 1-4 wheels"),
+  lateRate: num("LATE_RATE", 0, 0, 1, "fraction of cars with one part sent after the window closed"),
+  dupRate: num("DUP_RATE", 0, 0, 1, "fraction of cars with one part delivered twice"),
+  conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
+  malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
+  extraFieldRate: num("EXTRA_FIELD_RATE", 0.05, 0, 1, "fraction of parts with an unknown extra field (must pass through)"),
+  interleave: int("INTERLEAVE", 32, 1, 1_000_000, "cars in progress at once"),
+  rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
+  batchSize: int("BATCH_SIZE", 1000, 1, 100_000, "records per produce request"),
+  manifest: str("MANIFEST", "manifest.json", "where the manifest of expected outputs is written"),
+  // The next three are the engine's settings of the same names: both sides must agree.
+  joinTimeoutMs: int("JOIN_TIMEOUT_MS", 5000, 1000, 3_600_000, "how long a car's window stays open after its first part (event time)"),
+  dedupRetentionMs: int("DEDUP_RETENTION_MS", 60000, 0, 86_400_000, "how long an emitted car's partIds absorb redeliveries (event time)"),
+  maxPartBytes: int("MAX_PART_BYTES", 65536, 256, 900_000, "largest valid part value; OVERSIZED records are just above it"),
+};
+export type GeneratorSettings = Settings<typeof generatorSpec>;
+
+// ---- verifier (bun run verify) ----------------------------------------------------------
+
+export const verifierSpec = {
+  manifest: str("MANIFEST", "manifest.json", "the generator's manifest of expected outputs"),
+  quietMs: int("QUIET_MS", 5000, 0, 3_600_000, "stop reading once caught up and nothing new came for this long"),
+  timeoutMs: int("TIMEOUT_MS", 120_000, 1000, 86_400_000, "stop reading after this long in any case"),
+  allowFailedPrice: bool("ALLOW_FAILED_PRICE", false, "an expected COMPLETED car may instead be FAILED_GET_PRICE (chaos runs with a failing price API)"),
+};
+export type VerifierSettings = Settings<typeof verifierSpec>;
+
+// ---- demo (bun run demo) -----------------------------------------------------------------
+
+export const demoSpec = {
+  cars: int("CARS", 5000, 1, 10_000_000, "cars the demo generates"),
+  seed: int("SEED", 42, 0, 4_294_967_295, "generator seed"),
+  rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
+};

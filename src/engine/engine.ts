@@ -1,0 +1,410 @@
+// The assembler: source → (decode, per-partition timestamp merge) → keyed join workers →
+// pricing dispatcher → exactly-once sink. Each input partition is a task with its own
+// transactional producer; every COMMIT_INTERVAL_MS the outputs, changelog entries and input
+// offsets a task produced since the last commit leave in one transaction.
+import type { Kafka, KafkaMessage } from "kafkajs";
+import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
+import { topicsOf } from "../config.ts";
+import type { Car, DeadLetter, InputRole } from "../domain.ts";
+import { INPUT_ROLES, KIND_OF_ROLE } from "../domain.ts";
+import { createKafka } from "../kafka.ts";
+import { decodePart } from "../ingest/decode.ts";
+import { PartitionGroup } from "../ingest/merge.ts";
+import { InputSource } from "../ingest/source.ts";
+import { JoinPool } from "../join/pool.ts";
+import type { JoinOutput, RoutedPart } from "../join/protocol.ts";
+import { PricingDispatcher } from "../pricing/dispatcher.ts";
+import { joinKey, parseKey, priceKey, restorePartitions } from "../state/changelog.ts";
+import { decodeWaitingCar, encodeWaitingCar } from "../state/waiting.ts";
+import { FencedError, PartitionSink, type OutRecord } from "../sink/transactions.ts";
+import { EngineMetrics } from "./metrics.ts";
+
+/** What the merger holds per record: the decoded part, or why it could not be decoded. */
+export interface InputRecord {
+  offset: string;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  decoded: { ok: true; part: RoutedPart["part"] } | { ok: false; reason: string };
+}
+
+type TaskState = "restoring" | "active";
+
+/** One input partition owned by this process. */
+interface PartitionTask {
+  partition: number;
+  state: TaskState;
+  group: PartitionGroup<InputRecord>;
+  sink: PartitionSink;
+  pending: OutRecord[];
+  /** Next offset per input topic, of records already processed but not yet committed. */
+  offsets: Map<string, string>;
+  /** Raw input of parts handed to workers this tick, for dead letters of conflicts. */
+  raw: Map<string, { key: Buffer | null; value: Buffer | null }>;
+  paused: Set<InputRole>;
+}
+
+export interface EngineStatus {
+  ready: boolean;
+  partitions: number[];
+}
+
+export class Engine {
+  readonly metrics = new EngineMetrics();
+  private readonly kafka: Kafka;
+  private readonly topics: Topics;
+  private readonly source: InputSource;
+  private readonly pool: JoinPool;
+  private readonly pricing: PricingDispatcher;
+  private readonly tasks = new Map<number, PartitionTask>();
+  /** Cars handed to pricing → the partition whose transaction must carry their outcome. */
+  private readonly pricedPartition = new Map<string, number>();
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private assignmentWork: Promise<void> = Promise.resolve();
+  private allPaused = false;
+  private fatal: Error | undefined;
+
+  constructor(
+    private readonly settings: EngineSettings,
+    kafkaSettings: KafkaSettings,
+    private readonly log: (line: string) => void = (l) => console.error(l),
+  ) {
+    this.kafka = createKafka(kafkaSettings, `rccar-engine-${settings.instanceId}`);
+    this.topics = topicsOf(kafkaSettings);
+    this.pool = new JoinPool({
+      workers: settings.workers,
+      shards: settings.shards,
+      joinTimeoutMs: settings.joinTimeoutMs,
+      dedupRetentionMs: settings.dedupRetentionMs,
+    });
+    this.pricing = new PricingDispatcher({
+      baseUrl: settings.priceApiUrl,
+      maxInFlight: settings.priceMaxInFlight,
+      ratePerSecond: settings.priceRatePerS,
+      burst: settings.priceBurst,
+      requestTimeoutMs: settings.priceRequestTimeoutMs,
+      deadlineMs: settings.priceDeadlineMs,
+      cacheTtlMs: settings.priceCacheTtlMs,
+      retryBaseMs: settings.priceRetryBaseMs,
+      retryMaxMs: settings.priceRetryMaxMs,
+      maxWaitingCars: settings.priceMaxWaitingCars,
+    });
+    this.source = new InputSource(
+      this.kafka,
+      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: Math.max(50, Math.min(250, settings.idleGraceMs / 2)) },
+      {
+        onRecords: (role, partition, messages, fetchedAt) => this.onRecords(role, partition, messages, fetchedAt),
+        onCaughtUp: (role, partition, at) => this.tasks.get(partition)?.group.markCaughtUp(role, at),
+        onAssignment: (partitions) => {
+          this.assignmentWork = this.assignmentWork.then(() => this.reassign(partitions)).catch((e) => this.fail(e as Error));
+        },
+      },
+    );
+  }
+
+  status(): EngineStatus {
+    const partitions = [...this.tasks.values()].filter((t) => t.state === "active").map((t) => t.partition);
+    return { ready: this.running && this.fatal === undefined && [...this.tasks.values()].every((t) => t.state === "active"), partitions };
+  }
+
+  /** Set when the engine cannot go on (a join worker died, a sink was fenced): the process exits. */
+  failure(): Error | undefined {
+    return this.fatal ?? this.pool.failure();
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.source.start();
+    this.loop = this.runLoop();
+  }
+
+  /** Stops consuming, commits what was processed, and closes. Cars waiting for prices stay in the changelog. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    await this.loop;
+    await this.source.stop();
+    await this.pricing.stop();
+    for (const t of this.tasks.values()) await t.sink.close();
+    await this.pool.close();
+  }
+
+  private fail(e: Error): void {
+    this.fatal ??= e;
+    this.log(`engine: fatal: ${e.message}`);
+  }
+
+  // ---- ingest -------------------------------------------------------------------------
+
+  private onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number): void {
+    const task = this.tasks.get(partition);
+    if (!task) return; // not (or no longer) ours: the new owner reads it from the committed offset
+    const topic = this.topics[role];
+    const records: InputRecord[] = messages.map((m) => {
+      const decoded = decodePart(role, m.key, m.value, this.settings.maxPartBytes);
+      return {
+        offset: m.offset,
+        timestamp: Number(m.timestamp),
+        key: m.key,
+        value: m.value,
+        decoded: decoded.ok ? { ok: true, part: decoded.part } : { ok: false, reason: decoded.reason },
+      };
+    });
+    this.metrics.recordsIn.add({ topic }, records.length);
+    task.group.push(role, records, fetchedAt);
+    if (task.group.isFull(role) && !task.paused.has(role)) {
+      task.paused.add(role);
+      this.source.pause(role, partition);
+    }
+  }
+
+  // ---- ownership ----------------------------------------------------------------------
+
+  private transactionalId(partition: number): string {
+    return `${this.settings.groupId}-${this.topics.body}-p${partition}`;
+  }
+
+  private async reassign(partitions: number[]): Promise<void> {
+    const wanted = new Set(partitions);
+    for (const [p, task] of this.tasks) {
+      if (wanted.has(p)) continue;
+      this.tasks.delete(p);
+      await task.sink.close();
+      await this.pool.drop(p);
+      for (const [k, owner] of this.pricedPartition) if (owner === p) this.pricedPartition.delete(k);
+      this.pricing.removeWhere((car) => !this.pricedPartition.has(priceKey(car.carId, car.firstPartAt)));
+      this.log(`engine: partition ${p} revoked`);
+    }
+    const added = partitions.filter((p) => !this.tasks.has(p));
+    if (added.length === 0) return;
+    const t0 = Date.now();
+    for (const p of added) {
+      const sink = new PartitionSink(this.kafka, this.transactionalId(p), this.settings.groupId);
+      // Opening the transactional id fences any previous owner before we read its state.
+      await sink.open();
+      this.tasks.set(p, {
+        partition: p,
+        state: "restoring",
+        group: new PartitionGroup<InputRecord>({ idleGraceMs: this.settings.idleGraceMs, maxBufferedPerTopic: this.settings.maxBufferedRecords }),
+        sink,
+        pending: [],
+        offsets: new Map(),
+        raw: new Map(),
+        paused: new Set(),
+      });
+    }
+    const restored = await restorePartitions(this.kafka, this.topics.changelog, added);
+    let joinEntries = 0;
+    let waiting = 0;
+    for (const r of restored) {
+      const join: [string, Uint8Array][] = [];
+      for (const [key, value] of r.entries) {
+        const k = parseKey(key);
+        if (k?.kind === "join") join.push([k.carId, value]);
+        else if (k?.kind === "price") {
+          const w = decodeWaitingCar(value);
+          this.pricedPartition.set(key, r.partition);
+          this.pricing.add(w.car, w.waitingSince);
+          waiting++;
+        }
+      }
+      joinEntries += join.length;
+      await this.pool.restore(r.partition, join);
+    }
+    // Records fetched before the fence may predate the previous owner's last commit: start
+    // again from the committed offsets, which are final now that the previous owner is fenced.
+    const committed = await this.source.committedOffsets(added);
+    for (const p of added) {
+      const task = this.tasks.get(p)!;
+      task.group.clear();
+      for (const role of INPUT_ROLES) {
+        const off = committed.get(`${this.topics[role]}:${p}`);
+        if (off !== undefined) this.source.seek(role, p, off);
+        if (task.paused.delete(role)) this.source.resume(role, p);
+      }
+      task.state = "active";
+    }
+    this.log(`engine: partitions ${added.join(",")} restored in ${Date.now() - t0} ms (${joinEntries} join states, ${waiting} cars waiting for prices)`);
+  }
+
+  // ---- the processing loop ------------------------------------------------------------
+
+  private async runLoop(): Promise<void> {
+    let backoff = 100;
+    while (this.running) {
+      const started = Date.now();
+      try {
+        await this.assignmentWork;
+        const failure = this.failure();
+        if (failure) throw failure;
+        await this.tick(Date.now());
+        backoff = 100;
+      } catch (e) {
+        if (e instanceof FencedError || this.failure()) {
+          this.fail(e as Error);
+          return;
+        }
+        this.log(`engine: commit failed, retrying the same transaction in ${backoff} ms: ${(e as Error).message}`);
+        await Bun.sleep(backoff);
+        backoff = Math.min(backoff * 2, 5000);
+        await this.reopenSinks();
+        continue;
+      }
+      const rest = this.settings.commitIntervalMs - (Date.now() - started);
+      if (rest > 0) await Bun.sleep(rest);
+    }
+    // A last commit of what was processed, so a polite stop loses no work.
+    try {
+      await this.commitAll();
+    } catch (e) {
+      this.log(`engine: final commit failed (the next owner re-processes from the last commit): ${(e as Error).message}`);
+    }
+  }
+
+  private async reopenSinks(): Promise<void> {
+    for (const t of this.tasks.values()) {
+      await t.sink.reset();
+      await t.sink.open().catch((e) => this.log(`engine: reopening ${t.sink.transactionalId}: ${(e as Error).message}`));
+    }
+  }
+
+  private async tick(now: number): Promise<void> {
+    const active = [...this.tasks.values()].filter((t) => t.state === "active");
+    // A failed commit left pending work: retry that first, unchanged, before taking more input.
+    if (!active.some((t) => t.pending.length > 0 || t.offsets.size > 0)) {
+      const batches = [];
+      for (const task of active) {
+        const { records, watermark } = task.group.drain(now);
+        const parts: RoutedPart[] = [];
+        task.raw.clear();
+        for (const { role, record } of records) {
+          const topic = this.topics[role];
+          task.offsets.set(topic, (BigInt(record.offset) + 1n).toString());
+          const source = { topic, partition: task.partition, offset: record.offset };
+          if (record.decoded.ok) {
+            parts.push({ kind: KIND_OF_ROLE[role], part: record.decoded.part, timestamp: record.timestamp, source });
+            task.raw.set(`${topic}:${record.offset}`, { key: record.key, value: record.value });
+          } else {
+            task.pending.push(this.deadLetter(source, record.key, record.value, record.decoded.reason));
+          }
+        }
+        batches.push({ partition: task.partition, parts, watermark });
+        for (const role of task.paused) {
+          if (!task.group.isFull(role)) {
+            task.paused.delete(role);
+            this.source.resume(role, task.partition);
+          }
+        }
+      }
+      if (batches.length > 0) {
+        const results = await this.pool.process(batches);
+        let open = 0;
+        for (const r of results) {
+          open += r.openCars;
+          for (const out of r.outputs) this.apply(out, now);
+        }
+        this.metrics.openCars.set({}, open);
+      }
+    }
+    for (const car of this.pricing.drainFinished()) this.finishPriced(car);
+    this.backpressure();
+    await this.commitAll();
+  }
+
+  private apply(out: JoinOutput, now: number): void {
+    const task = this.tasks.get(out.partition);
+    if (!task) return;
+    switch (out.type) {
+      case "state":
+        task.pending.push({ topic: this.topics.changelog, partition: out.partition, key: joinKey(out.carId), value: out.value === null ? null : Buffer.from(out.value) });
+        return;
+      case "deadLetter": {
+        const raw = task.raw.get(`${out.source.topic}:${out.source.offset}`);
+        task.pending.push(this.deadLetter(out.source, raw?.key ?? null, raw?.value ?? null, out.reason));
+        return;
+      }
+      case "emit": {
+        const car = out.car;
+        if (car.situation === "AWAITING_PRICE" as string) {
+          const key = priceKey(car.carId, car.firstPartAt);
+          this.pricedPartition.set(key, out.partition);
+          task.pending.push({ topic: this.topics.changelog, partition: out.partition, key, value: Buffer.from(encodeWaitingCar(car, now)) });
+          this.pricing.add(car, now);
+        } else {
+          task.pending.push(this.carRecord(car));
+        }
+      }
+    }
+  }
+
+  private finishPriced(car: Car): void {
+    const key = priceKey(car.carId, car.firstPartAt);
+    const partition = this.pricedPartition.get(key);
+    this.pricedPartition.delete(key);
+    const task = partition === undefined ? undefined : this.tasks.get(partition);
+    if (!task) return; // the partition moved to another owner, who re-prices it from the changelog
+    task.pending.push(this.carRecord(car), { topic: this.topics.changelog, partition: task.partition, key, value: null });
+  }
+
+  private carRecord(car: Car): OutRecord {
+    const topic = car.situation === "COMPLETED" ? this.topics.completed : this.topics.incomplete;
+    return { topic, key: car.carId, value: JSON.stringify(car) };
+  }
+
+  private deadLetter(source: { topic: string; partition: number; offset: string }, key: Buffer | null, value: Buffer | null, reason: string): OutRecord {
+    const letter: DeadLetter = {
+      topic: source.topic,
+      partition: source.partition,
+      offset: source.offset,
+      key: key === null ? null : key.toString("utf8"),
+      value: value === null ? "" : value.toString("base64"),
+      reason,
+    };
+    return { topic: this.topics.dlq, key: letter.key, value: JSON.stringify(letter) };
+  }
+
+  /** Pricing full → stop reading input (the join of cars already read goes on). */
+  private backpressure(): void {
+    const full = this.pricing.isFull();
+    if (full === this.allPaused) return;
+    this.allPaused = full;
+    for (const task of this.tasks.values()) {
+      for (const role of INPUT_ROLES) {
+        if (full) this.source.pause(role, task.partition);
+        else if (!task.paused.has(role)) this.source.resume(role, task.partition);
+      }
+    }
+  }
+
+  private async commitAll(): Promise<void> {
+    const work = [...this.tasks.values()].filter((t) => t.pending.length > 0 || t.offsets.size > 0);
+    await Promise.all(
+      work.map(async (task) => {
+        const t0 = performance.now();
+        const offsets = [...task.offsets].map(([topic, offset]) => ({ topic, partition: task.partition, offset }));
+        try {
+          await task.sink.commit(task.pending, offsets);
+        } catch (e) {
+          this.metrics.transactions.add({ result: "failed" }, 1);
+          throw e;
+        }
+        this.metrics.transactions.add({ result: "committed" }, 1);
+        this.metrics.commitLatency.observe((performance.now() - t0) / 1000);
+        for (const r of task.pending) {
+          if (r.topic === this.topics.changelog) continue;
+          const situation = r.topic === this.topics.dlq ? "DEAD_LETTER" : (JSON.parse(String(r.value)) as Car).situation;
+          this.metrics.recordsOut.add({ topic: r.topic, situation }, 1);
+        }
+        task.pending = [];
+        task.offsets.clear();
+      }),
+    );
+    this.metrics.waitingCars.set({}, this.pricing.waiting);
+    this.metrics.inFlight.set({}, this.pricing.inFlight);
+    for (const [tp, lag] of this.source.lag()) {
+      const i = tp.lastIndexOf(":");
+      this.metrics.consumerLag.set({ topic: tp.slice(0, i), partition: tp.slice(i + 1) }, lag);
+    }
+  }
+}

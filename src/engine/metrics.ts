@@ -1,0 +1,76 @@
+// Prometheus text exposition of the engine's counters, gauges and histograms (SPEC §10).
+export type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, "_")}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+class Family {
+  readonly values = new Map<string, { labels: Labels; value: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+  ) {}
+  add(labels: Labels, by: number): void {
+    const key = labelText(labels);
+    const cur = this.values.get(key);
+    if (cur) cur.value += by;
+    else this.values.set(key, { labels, value: by });
+  }
+  set(labels: Labels, value: number): void {
+    this.values.set(labelText(labels), { labels, value });
+  }
+  get(labels: Labels = {}): number {
+    return this.values.get(labelText(labels))?.value ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${value}`);
+    return lines.join("\n");
+  }
+}
+
+export class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: readonly number[],
+  ) {
+    this.counts = bounds.map(() => 0);
+  }
+  observe(v: number): void {
+    this.sum += v;
+    this.count++;
+    for (let i = 0; i < this.bounds.length; i++) if (v <= this.bounds[i]!) this.counts[i]!++;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    this.bounds.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+    return lines.join("\n");
+  }
+}
+
+export class EngineMetrics {
+  readonly recordsIn = new Family("rccar_records_in_total", "input records consumed, by topic", "counter");
+  readonly recordsOut = new Family("rccar_records_out_total", "output records committed, by topic and situation", "counter");
+  readonly consumerLag = new Family("rccar_consumer_lag", "records behind the log end, by topic and partition", "gauge");
+  readonly openCars = new Family("rccar_open_cars", "cars whose join window is open", "gauge");
+  readonly waitingCars = new Family("rccar_cars_waiting_for_price", "assembled cars waiting for prices", "gauge");
+  readonly inFlight = new Family("rccar_price_requests_in_flight", "price requests open now", "gauge");
+  readonly transactions = new Family("rccar_transactions_total", "Kafka transactions, by result", "counter");
+  readonly rss = new Family("process_resident_memory_bytes", "resident memory of the engine process", "gauge");
+  readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5]);
+  readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]);
+
+  render(): string {
+    this.rss.set({}, process.memoryUsage.rss());
+    const all = [this.rss, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
+    return all.map((f) => f.render()).join("\n") + "\n";
+  }
+}

@@ -1,0 +1,218 @@
+// The reference model of SPEC §4: each car's expected outcome, computed from the input records
+// with their actual timestamps. Written for clarity, not speed; it is the oracle the engine
+// is judged against, so every rule is spelled out in the order the spec states it.
+import {
+  catalogPriceCents,
+  KIND_OF_ROLE,
+  missingKinds,
+  situationFor,
+  type Body,
+  type DeadLetterClass,
+  type Engine,
+  type InputRole,
+  type MissingKind,
+  type Part,
+  type RemoteControl,
+  type Situation,
+  type Wheel,
+} from "../domain.ts";
+import { validatePart } from "./validate.ts";
+
+export interface ModelRecord {
+  seq: number;
+  topic: string;
+  role: InputRole;
+  key: string | null;
+  value: Uint8Array | null;
+  /** The Kafka record timestamp: the part's event time. */
+  timestamp: number;
+  partition: number;
+  offset: string;
+}
+
+export interface ModelRules {
+  joinTimeoutMs: number;
+  dedupRetentionMs: number;
+  maxPartBytes: number;
+}
+
+export interface CarParts {
+  body?: Body;
+  engine?: Engine;
+  remoteControl?: RemoteControl;
+  wheels: Wheel[];
+}
+
+export interface ModelCar {
+  carId: string;
+  situation: Situation;
+  missing: MissingKind[];
+  parts: CarParts;
+  partIds: string[];
+  firstPartAt: number;
+  /** Event time at which the car left the join: its 7th part, or its window's end. */
+  emittedAt: number;
+  totalCents?: number;
+  /** Seqs of the records that joined the car. */
+  seqs: number[];
+}
+
+export interface ModelDeadLetter {
+  seq: number;
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Uint8Array | null;
+  cls: DeadLetterClass;
+  detail: string;
+}
+
+export type Fate =
+  | { kind: "joined"; car: ModelCar; opened: boolean }
+  | { kind: "absorbed"; car: ModelCar; whileOpen: boolean; sinceEmittedMs?: number }
+  | { kind: "deadLetter"; cls: DeadLetterClass };
+
+export interface ModelResult {
+  cars: ModelCar[];
+  deadLetters: ModelDeadLetter[];
+  /** What happened to each record, by seq. */
+  fates: Map<number, Fate>;
+  absorbed: number;
+}
+
+interface Valid {
+  record: ModelRecord;
+  part: Part;
+}
+
+interface Open {
+  car: ModelCar;
+  ids: Set<string>;
+  wheelAt: Set<string>;
+}
+
+export function runModel(records: readonly ModelRecord[], rules: ModelRules): ModelResult {
+  const fates = new Map<number, Fate>();
+  const deadLetters: ModelDeadLetter[] = [];
+  const byCar = new Map<string, Valid[]>();
+  const deadLetter = (r: ModelRecord, cls: DeadLetterClass, detail: string) => {
+    deadLetters.push({ seq: r.seq, topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, cls, detail });
+    fates.set(r.seq, { kind: "deadLetter", cls });
+  };
+
+  for (const r of records) {
+    const v = validatePart(KIND_OF_ROLE[r.role], r.key, r.value, rules.maxPartBytes);
+    if (!v.ok) {
+      deadLetter(r, v.cls, v.detail);
+      continue;
+    }
+    const list = byCar.get(v.part.carId) ?? [];
+    list.push({ record: r, part: v.part });
+    byCar.set(v.part.carId, list);
+  }
+
+  const cars: ModelCar[] = [];
+  let absorbed = 0;
+  for (const [carId, parts] of byCar) {
+    parts.sort((a, b) => a.record.timestamp - b.record.timestamp || a.record.seq - b.record.seq);
+    let open: Open | undefined;
+    const emitted: Array<{ car: ModelCar; ids: Set<string> }> = [];
+    const emit = (o: Open, at: number) => {
+      finish(o.car, at);
+      cars.push(o.car);
+      emitted.push({ car: o.car, ids: o.ids });
+      open = undefined;
+    };
+
+    for (const { record: r, part } of parts) {
+      const ts = r.timestamp;
+      // (1) A window that has run its course closes before this record is looked at.
+      if (open && ts >= open.car.firstPartAt + rules.joinTimeoutMs) emit(open, open.car.firstPartAt + rules.joinTimeoutMs);
+      // (2) Redeliveries are absorbed: in the open car, or in a car emitted within the retention.
+      if (open?.ids.has(part.partId)) {
+        fates.set(r.seq, { kind: "absorbed", car: open.car, whileOpen: true });
+        absorbed++;
+        continue;
+      }
+      const earlier = emitted.find((e) => e.ids.has(part.partId) && ts - e.car.emittedAt < rules.dedupRetentionMs);
+      if (earlier) {
+        fates.set(r.seq, { kind: "absorbed", car: earlier.car, whileOpen: false, sinceEmittedMs: ts - earlier.car.emittedAt });
+        absorbed++;
+        continue;
+      }
+      // (4) No open window: this part opens one.
+      let opened = false;
+      if (!open) {
+        open = { car: newCar(carId, ts), ids: new Set(), wheelAt: new Set() };
+        opened = true;
+      }
+      // (3) Into the open car: a free slot takes the part, a filled one makes it a conflict.
+      const taken = slotTaken(open, r.role, part);
+      if (taken !== undefined) {
+        deadLetter(r, "CONFLICT", `car ${carId} already has ${taken}; ${r.role} ${part.partId} is a second one`);
+        continue;
+      }
+      addPart(open, r.role, part);
+      open.car.seqs.push(r.seq);
+      fates.set(r.seq, { kind: "joined", car: open.car, opened });
+      if (isComplete(open.car.parts)) emit(open, ts);
+    }
+    if (open) emit(open, open.car.firstPartAt + rules.joinTimeoutMs);
+  }
+
+  cars.sort((a, b) => a.firstPartAt - b.firstPartAt || (a.carId < b.carId ? -1 : a.carId > b.carId ? 1 : 0));
+  deadLetters.sort((a, b) => a.seq - b.seq);
+  return { cars, deadLetters, fates, absorbed };
+}
+
+function newCar(carId: string, firstPartAt: number): ModelCar {
+  return { carId, situation: "COMPLETED", missing: [], parts: { wheels: [] }, partIds: [], firstPartAt, emittedAt: firstPartAt, seqs: [] };
+}
+
+/** Describes the part already in the slot, or undefined when the slot is free. */
+function slotTaken(o: Open, role: InputRole, part: Part): string | undefined {
+  const p = o.car.parts;
+  switch (role) {
+    case "body":
+      return p.body && `body ${p.body.partId}`;
+    case "engine":
+      return p.engine && `engine ${p.engine.partId}`;
+    case "remoteControl":
+      return p.remoteControl && `remote control ${p.remoteControl.partId}`;
+    case "wheel": {
+      const placement = (part as Wheel).placement;
+      return o.wheelAt.has(placement) ? `a ${placement} wheel ${p.wheels.find((w) => w.placement === placement)!.partId}` : undefined;
+    }
+  }
+}
+
+function addPart(o: Open, role: InputRole, part: Part): void {
+  const p = o.car.parts;
+  if (role === "body") p.body = part as Body;
+  else if (role === "engine") p.engine = part as Engine;
+  else if (role === "remoteControl") p.remoteControl = part as RemoteControl;
+  else {
+    p.wheels.push(part as Wheel);
+    o.wheelAt.add((part as Wheel).placement);
+  }
+  o.ids.add(part.partId);
+}
+
+function isComplete(p: CarParts): boolean {
+  return missingOf(p).length === 0;
+}
+
+function missingOf(p: CarParts): MissingKind[] {
+  return missingKinds({ body: !!p.body, engine: !!p.engine, remoteControl: !!p.remoteControl, wheelPlacements: new Set(p.wheels.map((w) => w.placement)).size });
+}
+
+function finish(car: ModelCar, at: number): void {
+  const p = car.parts;
+  car.missing = missingOf(p);
+  car.situation = situationFor(car.missing);
+  car.emittedAt = at;
+  const all: Part[] = [p.body, p.engine, p.remoteControl, ...p.wheels].filter((x): x is Part => x !== undefined);
+  car.partIds = all.map((x) => x.partId).sort();
+  if (car.situation === "COMPLETED") car.totalCents = all.reduce((sum, x) => sum + catalogPriceCents(x.sku), 0);
+}

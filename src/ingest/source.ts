@@ -1,0 +1,181 @@
+// The Kafka source: one consumer in the engine's group over the four input topics,
+// read_committed, offsets committed only inside the sink's transactions. It reports fetched
+// records and, from a periodic log-end probe, when a topic-partition is caught up (the
+// evidence the watermark needs to advance on the clock while nothing arrives).
+import type { Admin, Consumer, Kafka, KafkaMessage } from "kafkajs";
+import type { InputRole } from "../domain.ts";
+import { INPUT_ROLES } from "../domain.ts";
+import type { Topics } from "../config.ts";
+import { coPartitionedAssigner } from "./assigner.ts";
+
+export interface SourceListener {
+  /** Records of one topic-partition, in offset order, fetched at `fetchedAt`. */
+  onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number): void;
+  /** Everything of the topic-partition up to its log end as of `at` has been delivered. */
+  onCaughtUp(role: InputRole, partition: number, at: number): void;
+  /** The set of input partitions this process owns changed (after a rebalance). */
+  onAssignment(partitions: number[]): void;
+}
+
+export interface SourceOptions {
+  groupId: string;
+  topics: Topics;
+  probeIntervalMs: number;
+  sessionTimeoutMs?: number;
+}
+
+export class InputSource {
+  private readonly consumer: Consumer;
+  private readonly admin: Admin;
+  private readonly roleOfTopic: Map<string, InputRole>;
+  /** Next offset to fetch per `topic:partition`, as far as delivered to the listener. */
+  private readonly positions = new Map<string, bigint>();
+  private readonly logEnds = new Map<string, bigint>();
+  private assigned: number[] = [];
+  private probeTimer: ReturnType<typeof setInterval> | undefined;
+  private probing = false;
+  private stopped = false;
+
+  constructor(
+    kafka: Kafka,
+    private readonly options: SourceOptions,
+    private readonly listener: SourceListener,
+  ) {
+    this.roleOfTopic = new Map(INPUT_ROLES.map((r) => [options.topics[r], r]));
+    this.consumer = kafka.consumer({
+      groupId: options.groupId,
+      readUncommitted: false,
+      partitionAssigners: [coPartitionedAssigner],
+      sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: 1000,
+      rebalanceTimeout: 30_000,
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: 1 << 20,
+    });
+    this.admin = kafka.admin();
+  }
+
+  private key(topic: string, partition: number): string {
+    return `${topic}:${partition}`;
+  }
+
+  async start(): Promise<void> {
+    await this.admin.connect();
+    await this.consumer.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      const assignment = payload.memberAssignment as Record<string, number[]>;
+      const partitions = new Set<number>();
+      for (const role of INPUT_ROLES) for (const p of assignment[this.options.topics[role]] ?? []) partitions.add(p);
+      this.assigned = [...partitions].sort((a, b) => a - b);
+      this.positions.clear();
+      void this.initPositions().then(() => this.listener.onAssignment(this.assigned));
+    });
+    // Batches that held only control records or aborted data skip eachBatch but move the position.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      this.advance(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n);
+    });
+    for (const role of INPUT_ROLES) await this.consumer.subscribe({ topic: this.options.topics[role], fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch }) => {
+        const role = this.roleOfTopic.get(batch.topic);
+        if (role === undefined || batch.messages.length === 0) return;
+        this.listener.onRecords(role, batch.partition, batch.messages, Date.now());
+        this.advance(batch.topic, batch.partition, BigInt(batch.lastOffset()) + 1n);
+      },
+    });
+    this.probeTimer = setInterval(() => void this.probe(), this.options.probeIntervalMs);
+  }
+
+  private advance(topic: string, partition: number, next: bigint): void {
+    const k = this.key(topic, partition);
+    if (next > (this.positions.get(k) ?? -1n)) this.positions.set(k, next);
+  }
+
+  /** Positions start at the committed offsets (or the log start), as kafkajs's fetching does. */
+  private async initPositions(): Promise<void> {
+    const topics = INPUT_ROLES.map((r) => this.options.topics[r]);
+    const committed = await this.admin.fetchOffsets({ groupId: this.options.groupId, topics }).catch(() => []);
+    for (const t of committed) {
+      const starts = new Map((await this.admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, BigInt(o.low)]));
+      for (const p of t.partitions) {
+        if (!this.assigned.includes(p.partition)) continue;
+        const off = BigInt(p.offset);
+        this.advance(t.topic, p.partition, off >= 0n ? off : (starts.get(p.partition) ?? 0n));
+      }
+    }
+  }
+
+  /** Compares delivered positions with the log ends: a topic-partition at its end is caught up. */
+  private async probe(): Promise<void> {
+    if (this.probing || this.stopped || this.assigned.length === 0) return;
+    this.probing = true;
+    try {
+      const at = Date.now();
+      for (const role of INPUT_ROLES) {
+        const topic = this.options.topics[role];
+        for (const o of await this.admin.fetchTopicOffsets(topic)) {
+          if (!this.assigned.includes(o.partition)) continue;
+          const end = BigInt(o.high);
+          this.logEnds.set(this.key(topic, o.partition), end);
+          const pos = this.positions.get(this.key(topic, o.partition));
+          if (pos !== undefined && pos >= end) this.listener.onCaughtUp(role, o.partition, at);
+        }
+      }
+    } catch {
+      // Broker unreachable: no evidence, so no watermark advance. The next probe tries again.
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** Records behind the log end per `topic:partition`, from the last probe. */
+  lag(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [k, end] of this.logEnds) {
+      const pos = this.positions.get(k);
+      if (pos !== undefined) out.set(k, Number(end > pos ? end - pos : 0n));
+    }
+    return out;
+  }
+
+  assignedPartitions(): readonly number[] {
+    return this.assigned;
+  }
+
+  pause(role: InputRole, partition: number): void {
+    this.consumer.pause([{ topic: this.options.topics[role], partitions: [partition] }]);
+  }
+
+  resume(role: InputRole, partition: number): void {
+    this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]);
+  }
+
+  /** Rewinds a topic-partition to `offset` (e.g. the committed offset after taking ownership). */
+  seek(role: InputRole, partition: number, offset: string): void {
+    const topic = this.options.topics[role];
+    this.positions.set(this.key(topic, partition), BigInt(offset));
+    this.consumer.seek({ topic, partition, offset });
+  }
+
+  async committedOffsets(partitions: readonly number[]): Promise<Map<string, string>> {
+    const topics = INPUT_ROLES.map((r) => this.options.topics[r]);
+    const out = new Map<string, string>();
+    for (const t of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
+      const low = new Map((await this.admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, o.low]));
+      for (const p of t.partitions) {
+        if (partitions.includes(p.partition)) out.set(this.key(t.topic, p.partition), Number(p.offset) >= 0 ? p.offset : (low.get(p.partition) ?? "0"));
+      }
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    await this.consumer.disconnect().catch(() => {});
+    await this.admin.disconnect().catch(() => {});
+  }
+}

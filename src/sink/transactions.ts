@@ -1,0 +1,96 @@
+// Exactly-once sink of one input partition ("task", as Kafka Streams' EOS-v1 calls it): one
+// transactional producer per input partition with a transactional id derived from the group
+// and the partition. Whoever processes partition p next (this process after a crash, or
+// another instance after a rebalance) initialises the same id and so fences the previous
+// owner: its open transaction is aborted and its later commits fail.
+import type { Kafka, Message, Producer } from "kafkajs";
+import { murmur2Partitioner } from "../kafka.ts";
+
+export interface OutRecord {
+  topic: string;
+  /** Explicit partition (changelog records go to the input partition they belong to). */
+  partition?: number;
+  key: string | null;
+  value: Buffer | string | null;
+}
+
+export interface ConsumedOffset {
+  topic: string;
+  partition: number;
+  /** The next offset to read, as Kafka commits it. */
+  offset: string;
+}
+
+export class FencedError extends Error {}
+
+export class PartitionSink {
+  private producer: Producer | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    readonly transactionalId: string,
+    private readonly groupId: string,
+  ) {}
+
+  /** Connects and initialises the transactional id; this is the fencing moment. */
+  async open(): Promise<void> {
+    const producer = this.kafka.producer({
+      transactionalId: this.transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+      createPartitioner: murmur2Partitioner,
+    });
+    await producer.connect();
+    this.producer = producer;
+  }
+
+  /**
+   * Writes the records and commits the consumed offsets in one transaction. On failure the
+   * transaction is aborted (or abandoned, the next open() aborts it) and the error rethrown;
+   * the caller retries the same content, which is safe because nothing of it became visible.
+   */
+  async commit(records: readonly OutRecord[], offsets: readonly ConsumedOffset[]): Promise<void> {
+    if (records.length === 0 && offsets.length === 0) return;
+    const producer = this.producer;
+    if (!producer) throw new Error(`sink ${this.transactionalId} is not open`);
+    const tx = await producer.transaction();
+    try {
+      const byTopic = new Map<string, Message[]>();
+      for (const r of records) {
+        const list = byTopic.get(r.topic) ?? [];
+        list.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
+        byTopic.set(r.topic, list);
+      }
+      if (byTopic.size > 0) {
+        await tx.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      }
+      if (offsets.length > 0) {
+        const topics = new Map<string, { partition: number; offset: string }[]>();
+        for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
+        await tx.sendOffsets({ consumerGroupId: this.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) });
+      }
+      await tx.commit();
+    } catch (e) {
+      await tx.abort().catch(() => {});
+      if (isFenced(e)) throw new FencedError(`${this.transactionalId} was fenced by a newer owner: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /** Drops the producer after a failed transaction so the next open() starts a clean epoch. */
+  async reset(): Promise<void> {
+    const p = this.producer;
+    this.producer = undefined;
+    await p?.disconnect().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.reset();
+  }
+}
+
+function isFenced(e: unknown): boolean {
+  const type = (e as { type?: string }).type ?? "";
+  return type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || /fenced|epoch/i.test(String((e as Error).message));
+}

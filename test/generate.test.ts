@@ -1,0 +1,400 @@
+// The generator is the test oracle: its plan must be reproducible, its malformed records must
+// have exactly one defect, its model must implement SPEC §4 rule by rule, and what it writes to
+// Kafka must be what the manifest says (keys, partitions, offsets, real timestamps).
+import { describe, expect, test } from "bun:test";
+import type { Kafka, KafkaMessage } from "kafkajs";
+import { kafkaSpec, loadSettings, topicsOf, type Topics } from "../src/config.ts";
+import { catalogPriceCents, KIND_OF_ROLE, type InputRole } from "../src/domain.ts";
+import { createKafka, Partitioners } from "../src/kafka.ts";
+import { generate, generatorDefaults, planOptionsOf } from "../src/generate/index.ts";
+import { checkIntent } from "../src/generate/intent.ts";
+import { MALFORMED_CLASSES } from "../src/generate/malformed.ts";
+import { buildManifest, modelRecordsOf, type Manifest } from "../src/generate/manifest.ts";
+import { runModel, type ModelRecord, type ModelRules } from "../src/generate/model.ts";
+import { placeOnEmptyTopics } from "../src/generate/placement.ts";
+import { buildPlan, LATE_MARGIN_MS, type PlanOptions } from "../src/generate/plan.ts";
+import { simulate } from "../src/generate/schedule.ts";
+import { validatePart } from "../src/generate/validate.ts";
+import { freshTopics } from "./support/kafka.ts";
+
+const CHAOS = { lateRate: 0.15, dupRate: 0.15, conflictRate: 0.15, malformedRate: 0.15, missingBody: 0.05, missingEngine: 0.05, missingRemote: 0.05, missingWheels: 0.1, extraFieldRate: 0.2 };
+const options = (o: Partial<PlanOptions> = {}): PlanOptions => ({ ...planOptionsOf(generatorDefaults()), ...o });
+const TOPICS: Topics = topicsOf(loadSettings(kafkaSpec, { env: {}, argv: [] }));
+const ROLE_TOPICS: Record<InputRole, string> = { body: TOPICS.body, engine: TOPICS.engine, remoteControl: TOPICS.remoteControl, wheel: TOPICS.wheel };
+
+/** A whole run without Kafka: plan, virtual clock, broker-like offsets, model, manifest. */
+function dryRun(o: PlanOptions, startMs = 1_700_000_000_000, msPerBatch = 1) {
+  const plan = buildPlan(o);
+  const sent = placeOnEmptyTopics(simulate(plan, startMs, { msPerBatch }), ROLE_TOPICS, 4);
+  const model = runModel(modelRecordsOf(sent), o);
+  return { plan, sent, model, manifest: buildManifest(plan, sent, model, TOPICS) };
+}
+
+/** The outcome of a manifest without anything that depends on when or where records landed. */
+function outcomes(m: Manifest) {
+  const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return {
+    cars: m.cars.map(({ firstPartAt: _f, ...rest }) => rest).sort((a, b) => byText(a.carId + a.partIds.join(), b.carId + b.partIds.join())),
+    deadLetters: m.deadLetters.map(({ partition: _p, offset: _o, detail: _d, ...rest }) => rest).sort((a, b) => byText(a.valueBase64 ?? "", b.valueBase64 ?? "")),
+  };
+}
+
+describe("plan", () => {
+  test("same seed and options give the same records; another seed does not", () => {
+    const strip = (o: PlanOptions) => buildPlan(o).records.map((r) => ({ ...r, value: Buffer.from(r.value).toString("base64"), malformed: r.malformed?.cls }));
+    const a = strip(options({ cars: 300, seed: 11, ...CHAOS }));
+    const b = strip(options({ cars: 300, seed: 11, ...CHAOS }));
+    const c = strip(options({ cars: 300, seed: 12, ...CHAOS }));
+    expect(a.length).toBeGreaterThan(300 * 6);
+    expect(b).toEqual(a);
+    expect(c.map((r) => r.value)).not.toEqual(a.map((r) => r.value));
+  });
+
+  test("same seed gives the same outcomes whatever the timing; another seed does not", () => {
+    const a = dryRun(options({ cars: 300, seed: 5, ...CHAOS }), 1_700_000_000_000, 1);
+    const b = dryRun(options({ cars: 300, seed: 5, ...CHAOS }), 1_800_000_000_000, 3);
+    const c = dryRun(options({ cars: 300, seed: 6, ...CHAOS }));
+    expect(checkIntent(a.plan, a.sent, a.model)).toEqual([]);
+    expect(checkIntent(b.plan, b.sent, b.model)).toEqual([]);
+    expect(outcomes(b.manifest)).toEqual(outcomes(a.manifest));
+    expect(outcomes(c.manifest)).not.toEqual(outcomes(a.manifest));
+  });
+
+  test("partIds are unique, cars get their parts interleaved, extras happen at the asked rates", () => {
+    const { plan, manifest } = dryRun(options({ cars: 2000, seed: 3, ...CHAOS }));
+    const partRecords = plan.records.filter((r) => r.intent === "part" || r.intent === "late" || r.intent === "conflict");
+    const ids = partRecords.map((r) => JSON.parse(new TextDecoder().decode(r.value)).partId);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const [name, n] of [["late", plan.stats.late], ["duplicates", plan.stats.duplicates], ["conflicts", plan.stats.conflicts], ["malformed", plan.stats.malformed]] as const) {
+      expect({ name, rate: n / 2000 > 0.1 && n / 2000 < 0.2 }).toEqual({ name, rate: true });
+    }
+    // Interleaving: about `interleave` cars are in progress at once.
+    const firstTimely = plan.records.filter((r) => r.send.after === "start");
+    const window = firstTimely.slice(1000, 1300);
+    expect(new Set(window.map((r) => r.carId)).size).toBeGreaterThan(25);
+    // Every distinct part ends in exactly one expected car.
+    expect(manifest.counts.distinctPartIds).toBe(ids.length - plan.stats.conflicts);
+    expect(manifest.counts.absorbed).toBe(plan.stats.duplicates);
+  });
+
+  test("timestamps strictly increase per car; late parts come after the window, timely ones well inside", () => {
+    const o = options({ cars: 500, seed: 9, ...CHAOS, rate: 400 });
+    const { plan, sent } = dryRun(o);
+    const last = new Map<number, number>();
+    const first = new Map<number, number>();
+    for (const s of [...sent].sort((a, b) => a.timestamp - b.timestamp || a.record.seq - b.record.seq)) {
+      expect(s.timestamp).toBeGreaterThan(last.get(s.record.carIndex) ?? -Infinity);
+      last.set(s.record.carIndex, s.timestamp);
+      if (s.record.opensCar) first.set(s.record.carIndex, s.timestamp);
+    }
+    for (const s of sent) {
+      const age = s.timestamp - first.get(s.record.carIndex)!;
+      if (s.record.intent === "late") expect(age).toBeGreaterThanOrEqual(o.joinTimeoutMs + LATE_MARGIN_MS);
+      if (s.record.intent === "part" || s.record.intent === "conflict") expect(age).toBeLessThanOrEqual(o.joinTimeoutMs - 1000);
+    }
+    // Pacing: 500 cars at 400 cars/s take about 1.25 s of (virtual) clock before the late parts.
+    const timely = sent.filter((s) => s.record.intent !== "late").map((s) => s.timestamp);
+    const span = Math.max(...timely) - Math.min(...timely);
+    expect(span).toBeGreaterThan(1000);
+    expect(span).toBeLessThan(1000 + o.joinTimeoutMs);
+    expect(plan.stats.late).toBeGreaterThan(0);
+  });
+
+  test("a run too slow for the plan is refused", () => {
+    // Each batch of 10 records takes 2 s: timely parts drift out of their windows.
+    const o = options({ cars: 50, seed: 1, ...CHAOS });
+    const plan = buildPlan(o);
+    const sent = placeOnEmptyTopics(simulate(plan, 0, { batchSize: 10, msPerBatch: 2000 }), ROLE_TOPICS, 4);
+    const problems = checkIntent(plan, sent, runModel(modelRecordsOf(sent), o));
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.some((p) => p.intent === "part" && p.detail.includes("timely parts must be within"))).toBe(true);
+  });
+});
+
+describe("malformed records", () => {
+  const o = options({ cars: 600, seed: 21, malformedRate: 1 });
+  const plan = buildPlan(o);
+  const bad = plan.records.filter((r) => r.intent === "malformed");
+  const parse = (v: Uint8Array) => JSON.parse(new TextDecoder().decode(v)) as Record<string, unknown>;
+
+  test("every class appears, each record has a unique value", () => {
+    const classes = new Set(bad.map((r) => r.malformed!.cls));
+    expect([...classes].sort()).toEqual([...MALFORMED_CLASSES].sort());
+    const values = new Set(bad.map((r) => Buffer.from(r.value).toString("base64")));
+    expect(values.size).toBe(bad.length);
+    // Each value carries its partId token, so it can be found by its bytes.
+    for (const r of bad) expect(Buffer.from(r.value).includes(Buffer.from(`${r.carId}-X`))).toBe(true);
+  });
+
+  test("each is valid except for exactly its one defect", () => {
+    for (const r of bad) {
+      const m = r.malformed!;
+      const kind = KIND_OF_ROLE[r.role];
+      const v = validatePart(kind, r.key, r.value, o.maxPartBytes);
+      expect({ defect: m.defect, cls: v.ok ? "valid" : v.cls }).toEqual({ defect: m.defect, cls: m.cls });
+      expect(validatePart(kind, m.repaired.key, m.repaired.value, o.maxPartBytes).ok).toBe(true);
+      switch (m.cls) {
+        case "OVERSIZED": {
+          expect(r.value.length).toBeGreaterThan(o.maxPartBytes);
+          expect(validatePart(kind, r.key, r.value, Infinity).ok).toBe(true);
+          const { padding: _p, ...rest } = parse(r.value);
+          expect(rest).toEqual(parse(m.repaired.value));
+          break;
+        }
+        case "MISSING_FIELD":
+        case "WRONG_TYPE":
+        case "BAD_VALUE": {
+          const a = parse(r.value);
+          const b = parse(m.repaired.value);
+          const differing = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+          expect({ defect: m.defect, differing: differing.length }).toEqual({ defect: m.defect, differing: 1 });
+          expect(differing[0]).not.toBe("carId");
+          expect(r.key).toBe(r.carId);
+          break;
+        }
+        case "KEY_MISMATCH":
+          expect(Buffer.from(r.value).equals(Buffer.from(m.repaired.value))).toBe(true);
+          expect(r.key).not.toBe(r.carId);
+          break;
+        case "NOT_JSON":
+          expect(r.key).toBe(r.carId);
+          break;
+      }
+    }
+  });
+
+  test("every other planned record is a valid part", () => {
+    for (const r of buildPlan(options({ cars: 300, seed: 2, ...CHAOS })).records) {
+      if (r.intent === "malformed") continue;
+      expect(validatePart(KIND_OF_ROLE[r.role], r.key, r.value, o.maxPartBytes).ok).toBe(true);
+    }
+  });
+});
+
+describe("model: SPEC §4 rule by rule", () => {
+  const RULES: ModelRules = { joinTimeoutMs: 5000, dedupRetentionMs: 60000, maxPartBytes: 65536 };
+  const T0 = 1_700_000_000_000;
+  let seq = 0;
+  const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const rec = (role: InputRole, part: Record<string, unknown>, timestamp: number, key: string | null = part.carId as string): ModelRecord => ({
+    seq: seq++, topic: ROLE_TOPICS[role], role, key, value: enc(part), timestamp, partition: 0, offset: String(seq),
+  });
+  const body = (carId: string, id = "B") => ({ carId, partId: `${carId}-${id}`, sku: `BD-${id}`, color: "red", material: "ABS", weightKg: 1.25 });
+  const engine = (carId: string, id = "E") => ({ carId, partId: `${carId}-${id}`, sku: `EN-${id}` });
+  const remote = (carId: string, id = "R") => ({ carId, partId: `${carId}-${id}`, sku: `RC-${id}`, channelFrequency: "RF_27" });
+  const wheel = (carId: string, placement: string, id = placement) => ({ carId, partId: `${carId}-${id}`, sku: "WH-0001", placement });
+  const PLACEMENTS = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"];
+  /** The seven parts of a car, 10 ms apart from t. */
+  const fullCar = (carId: string, t: number): ModelRecord[] => [
+    rec("body", body(carId), t),
+    rec("engine", engine(carId), t + 10),
+    rec("remoteControl", remote(carId), t + 20),
+    ...PLACEMENTS.map((p, i) => rec("wheel", wheel(carId, p), t + 30 + 10 * i)),
+  ];
+
+  test("a complete car is emitted at its 7th part with the catalog total", () => {
+    const records = fullCar("c1", T0);
+    const m = runModel(records, RULES);
+    expect(m.cars).toHaveLength(1);
+    const car = m.cars[0]!;
+    expect(car.situation).toBe("COMPLETED");
+    expect(car.missing).toEqual([]);
+    expect(car.emittedAt).toBe(T0 + 60);
+    expect(car.firstPartAt).toBe(T0);
+    const skus = records.map((r) => JSON.parse(new TextDecoder().decode(r.value!)).sku as string);
+    expect(car.totalCents).toBe(skus.reduce((s, k) => s + catalogPriceCents(k), 0));
+    expect(m.deadLetters).toEqual([]);
+  });
+
+  test("the window ends at exactly JOIN_TIMEOUT_MS: a part at that instant is not joined, it opens a new window", () => {
+    const m = runModel(
+      [rec("body", body("c2"), T0), rec("engine", engine("c2"), T0 + 4999), rec("remoteControl", remote("c2"), T0 + 5000)],
+      RULES,
+    );
+    expect(m.cars.map((c) => [c.situation, c.missing, c.partIds, c.firstPartAt])).toEqual([
+      ["MISSING_REMOTE_CONTROL", ["REMOTE_CONTROL", "WHEELS"], ["c2-B", "c2-E"], T0],
+      ["MISSING_BODY", ["BODY", "ENGINE", "WHEELS"], ["c2-R"], T0 + 5000],
+    ]);
+    expect(m.cars[0]!.emittedAt).toBe(T0 + 5000);
+  });
+
+  test("a late part opens a new window that ends incomplete; order of the input does not matter, timestamps do", () => {
+    const records = fullCar("c3", T0);
+    const late = records.pop()!;
+    late.timestamp = T0 + 5000 + 1500;
+    const m = runModel([late, ...records.reverse()], RULES);
+    expect(m.cars.map((c) => [c.situation, c.partIds.length, c.firstPartAt])).toEqual([
+      ["MISSING_WHEELS", 6, T0],
+      ["MISSING_BODY", 1, T0 + 6500],
+    ]);
+    expect(m.cars[1]!.missing).toEqual(["BODY", "ENGINE", "REMOTE_CONTROL", "WHEELS"]);
+  });
+
+  test("a duplicate is absorbed while the car is open and after it was emitted, until the retention ends", () => {
+    const records = fullCar("c4", T0);
+    const whileOpen = { ...records[1]!, seq: seq++, timestamp: T0 + 15 };
+    const afterEmit = { ...records[0]!, seq: seq++, timestamp: T0 + 30_000 };
+    const afterRetention = { ...records[2]!, seq: seq++, timestamp: T0 + 60 + 60_000 };
+    const m = runModel([...records, whileOpen, afterEmit, afterRetention], RULES);
+    expect(m.absorbed).toBe(2);
+    expect(m.fates.get(whileOpen.seq)).toMatchObject({ kind: "absorbed", whileOpen: true });
+    expect(m.fates.get(afterEmit.seq)).toMatchObject({ kind: "absorbed", whileOpen: false, sinceEmittedMs: 30_000 - 60 });
+    // Forgotten after DEDUP_RETENTION_MS: the part opens a car of its own.
+    expect(m.cars.map((c) => [c.situation, c.partIds])).toEqual([
+      ["COMPLETED", records.map((r) => JSON.parse(new TextDecoder().decode(r.value!)).partId).sort()],
+      ["MISSING_BODY", ["c4-R"]],
+    ]);
+    expect(m.deadLetters).toEqual([]);
+  });
+
+  test("a second body or a second wheel for a filled placement while open is a CONFLICT; the car keeps the first", () => {
+    const records = fullCar("c5", T0);
+    const secondBody = rec("body", body("c5", "B2"), T0 + 5);
+    const secondWheel = rec("wheel", wheel("c5", "FRONT_LEFT", "FL2"), T0 + 35);
+    const m = runModel([...records, secondBody, secondWheel], RULES);
+    expect(m.deadLetters.map((d) => [d.seq, d.cls])).toEqual([
+      [secondBody.seq, "CONFLICT"],
+      [secondWheel.seq, "CONFLICT"],
+    ]);
+    expect(m.cars).toHaveLength(1);
+    expect(m.cars[0]!.situation).toBe("COMPLETED");
+    expect(m.cars[0]!.parts.body!.partId).toBe("c5-B");
+    expect(m.cars[0]!.parts.wheels.find((w) => w.placement === "FRONT_LEFT")!.partId).toBe("c5-FRONT_LEFT");
+  });
+
+  test("a different part after the car completed is no conflict: it opens a new window", () => {
+    const records = fullCar("c6", T0);
+    const extraBody = rec("body", body("c6", "B2"), T0 + 100);
+    const m = runModel([...records, extraBody], RULES);
+    expect(m.deadLetters).toEqual([]);
+    expect(m.cars.map((c) => [c.situation, c.partIds, c.firstPartAt])).toEqual([
+      ["COMPLETED", expect.any(Array), T0],
+      ["MISSING_ENGINE", ["c6-B2"], T0 + 100],
+    ]);
+  });
+
+  test("bad records become dead letters of their class and never join a car", () => {
+    const m = runModel(
+      [
+        rec("body", body("c7"), T0),
+        rec("engine", engine("c7", "E"), T0 + 1, "C7"),
+        rec("wheel", { ...wheel("c7", "MIDDLE") }, T0 + 2),
+        { ...rec("engine", engine("c7"), T0 + 3), value: new TextEncoder().encode("{not json") },
+        rec("remoteControl", { carId: "c7", partId: "c7-R" }, T0 + 4),
+      ],
+      RULES,
+    );
+    expect(m.deadLetters.map((d) => d.cls)).toEqual(["KEY_MISMATCH", "BAD_VALUE", "NOT_JSON", "MISSING_FIELD"]);
+    expect(m.cars.map((c) => c.partIds)).toEqual([["c7-B"]]);
+  });
+});
+
+// ---- against the real broker -------------------------------------------------------------
+
+/** Java's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), written out independently. */
+function javaMurmur2(data: Uint8Array): number {
+  const m = 0x5bd1e995;
+  let h = 0x9747b28c ^ data.length;
+  const n4 = data.length >> 2;
+  for (let i = 0; i < n4; i++) {
+    const j = i * 4;
+    let k = data[j]! | (data[j + 1]! << 8) | (data[j + 2]! << 16) | (data[j + 3]! << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  const j = n4 * 4;
+  const rest = data.length & 3;
+  if (rest === 3) h ^= data[j + 2]! << 16;
+  if (rest >= 2) h ^= data[j + 1]! << 8;
+  if (rest >= 1) h = Math.imul(h ^ data[j]!, m);
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+test("the independent murmur2 matches Java's test vectors", () => {
+  const vectors: Array<[string, number]> = [
+    ["21", -973932308],
+    ["foobar", -790332482],
+    ["a-little-bit-long-string", -985981536],
+    ["a-little-bit-longer-string", -1486304829],
+    ["lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971],
+    ["abc", 479470107],
+  ];
+  for (const [s, h] of vectors) expect([s, javaMurmur2(new TextEncoder().encode(s))]).toEqual([s, h]);
+});
+
+async function readInputs(kafka: Kafka, topics: string[], count: number, ms: number) {
+  const consumer = kafka.consumer({ groupId: `gen-test-${crypto.randomUUID()}` });
+  await consumer.connect();
+  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+  const got: Array<{ topic: string; partition: number; message: KafkaMessage }> = [];
+  await consumer.run({ eachMessage: async ({ topic, partition, message }) => void got.push({ topic, partition, message }) });
+  const deadline = Date.now() + ms;
+  while (got.length < count && Date.now() < deadline) await Bun.sleep(50);
+  await Bun.sleep(300);
+  await consumer.disconnect();
+  return got;
+}
+
+test("against the broker: the records on the input topics are exactly what the manifest describes", async () => {
+  const { settings, topics } = await freshTopics("gen");
+  const before = Date.now();
+  const manifest = await generate({ cars: 200, seed: 77, ...CHAOS, batchSize: 150 }, settings);
+  const after = Date.now();
+  expect(manifest.counts.late).toBeGreaterThan(0);
+  expect(manifest.counts.malformed).toBeGreaterThan(0);
+  // A run with late parts lasts past the join timeout.
+  expect(after - before).toBeGreaterThanOrEqual(5000 + LATE_MARGIN_MS);
+
+  const kafka = createKafka(settings, "gen-test");
+  const inputs = [topics.body, topics.engine, topics.remoteControl, topics.wheel];
+  const got = await readInputs(kafka, inputs, manifest.counts.recordsSent, 30_000);
+  expect(got.length).toBe(manifest.counts.recordsSent);
+
+  const perTopic: Record<string, number> = {};
+  for (const g of got) perTopic[g.topic] = (perTopic[g.topic] ?? 0) + 1;
+  expect(perTopic).toEqual(manifest.counts.recordsByTopic);
+
+  const partitioner = Partitioners.DefaultPartitioner();
+  const partitionMetadata = Array.from({ length: settings.inputPartitions }, (_, id) => ({ partitionErrorCode: 0, partitionId: id, leader: 0, replicas: [0], isr: [0] }));
+  const dlAt = new Map(manifest.deadLetters.map((d) => [`${d.topic}/${d.partition}/${d.offset}`, d]));
+  const roleOf: Record<string, InputRole> = { [topics.body]: "body", [topics.engine]: "engine", [topics.remoteControl]: "remoteControl", [topics.wheel]: "wheel" };
+  const readBack: ModelRecord[] = [];
+  for (const [i, g] of got.entries()) {
+    const key = g.message.key === null ? null : g.message.key.toString();
+    const ts = Number(g.message.timestamp);
+    expect(ts).toBeGreaterThanOrEqual(before);
+    expect(ts).toBeLessThanOrEqual(after);
+    expect(ts).toBeGreaterThanOrEqual(manifest.startedAt);
+    expect(ts).toBeLessThanOrEqual(manifest.finishedAt);
+    const dl = dlAt.get(`${g.topic}/${g.partition}/${g.message.offset}`);
+    if (dl) {
+      // The manifest's source coordinates point at exactly this record.
+      expect(g.message.value!.toString("base64")).toBe(dl.valueBase64!);
+      expect(key).toBe(dl.key);
+    }
+    if (key !== null) {
+      const expected = (javaMurmur2(new TextEncoder().encode(key)) & 0x7fffffff) % settings.inputPartitions;
+      expect(g.partition).toBe(expected);
+      expect(partitioner({ topic: g.topic, partitionMetadata, message: { key, value: null } })).toBe(expected);
+      expect(key).toMatch(/^car-77-\d+ ?$/i);
+      if (dl?.class !== "KEY_MISMATCH" && dl?.class !== "NOT_JSON") expect(JSON.parse(g.message.value!.toString()).carId).toBe(key);
+    } else {
+      expect(dl?.class).toBe("KEY_MISMATCH");
+    }
+    readBack.push({ seq: i, topic: g.topic, role: roleOf[g.topic]!, key, value: g.message.value, timestamp: ts, partition: g.partition, offset: g.message.offset });
+  }
+  expect(got.filter((g) => dlAt.has(`${g.topic}/${g.partition}/${g.message.offset}`)).length).toBe(manifest.counts.deadLetters);
+
+  // The manifest follows from the log alone: the model over the records read back agrees.
+  const again = runModel(readBack, manifest.options);
+  expect(again.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt, c.totalCents])).toEqual(
+    manifest.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt, c.totalCents]),
+  );
+  expect(again.deadLetters.length).toBe(manifest.deadLetters.length);
+  expect(again.absorbed).toBe(manifest.counts.absorbed);
+}, 60_000);
