@@ -52,7 +52,8 @@ export interface TimedPart {
 /** The output record on rccar-completed / rccar-incomplete. */
 export interface Car {
   carId: string;
-  situation: Situation;
+  /** AWAITING_PRICE only between the join and the pricing dispatcher; never an output. */
+  situation: Situation | "AWAITING_PRICE";
   missing: MissingKind[];
   body?: Body;
   engine?: Engine;

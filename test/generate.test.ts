@@ -14,7 +14,7 @@ import { runModel, type ModelRecord, type ModelRules } from "../src/generate/mod
 import { placeOnEmptyTopics } from "../src/generate/placement.ts";
 import { buildPlan, LATE_MARGIN_MS, type PlanOptions } from "../src/generate/plan.ts";
 import { simulate } from "../src/generate/schedule.ts";
-import { validatePart } from "../src/generate/validate.ts";
+import { validatePart } from "../src/ingest/validate.ts";
 import { freshTopics } from "./support/kafka.ts";
 
 const CHAOS = { lateRate: 0.15, dupRate: 0.15, conflictRate: 0.15, malformedRate: 0.15, missingBody: 0.05, missingEngine: 0.05, missingRemote: 0.05, missingWheels: 0.1, extraFieldRate: 0.2 };

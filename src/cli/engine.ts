@@ -20,7 +20,12 @@ if (settings.instanceId === "") settings.instanceId = `${hostname()}-${process.p
 const engine = new Engine(settings, kafka, (line) => console.error(`[${new Date().toISOString()}] ${line}`));
 const http = Bun.serve({ hostname: "0.0.0.0", port: settings.httpPort, fetch: engineHttp(engine).fetch });
 console.error(`[engine] ${settings.instanceId}: group ${settings.groupId}, ${settings.workers} workers, http :${http.port}`);
-await engine.start();
+try {
+  await engine.start();
+} catch (e) {
+  console.error(e instanceof ConfigError ? `configuration error: ${e.message}` : `[engine] could not start: ${(e as Error).message}`);
+  process.exit(e instanceof ConfigError ? 2 : 1);
+}
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

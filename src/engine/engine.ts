@@ -7,7 +7,8 @@ import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
 import { topicsOf } from "../config.ts";
 import type { Car, DeadLetter, InputRole } from "../domain.ts";
 import { INPUT_ROLES, KIND_OF_ROLE } from "../domain.ts";
-import { createKafka } from "../kafka.ts";
+import { createKafka, ensureTopics } from "../kafka.ts";
+import { ConfigError } from "../config.ts";
 import { decodePart } from "../ingest/decode.ts";
 import { PartitionGroup } from "../ingest/merge.ts";
 import { InputSource } from "../ingest/source.ts";
@@ -23,6 +24,7 @@ import { EngineMetrics } from "./metrics.ts";
 export interface InputRecord {
   offset: string;
   timestamp: number;
+  fetchedAt: number;
   key: Buffer | null;
   value: Buffer | null;
   decoded: { ok: true; part: RoutedPart["part"] } | { ok: false; reason: string };
@@ -67,7 +69,7 @@ export class Engine {
 
   constructor(
     private readonly settings: EngineSettings,
-    kafkaSettings: KafkaSettings,
+    private readonly kafkaSettings: KafkaSettings,
     private readonly log: (line: string) => void = (l) => console.error(l),
   ) {
     this.kafka = createKafka(kafkaSettings, `rccar-engine-${settings.instanceId}`);
@@ -89,12 +91,13 @@ export class Engine {
       retryBaseMs: settings.priceRetryBaseMs,
       retryMaxMs: settings.priceRetryMaxMs,
       maxWaitingCars: settings.priceMaxWaitingCars,
+      onRequest: (ms) => this.metrics.priceLatency.observe(ms / 1000),
     });
     this.source = new InputSource(
       this.kafka,
-      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: Math.max(50, Math.min(250, settings.idleGraceMs / 2)) },
+      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50 },
       {
-        onRecords: (role, partition, messages, fetchedAt) => this.onRecords(role, partition, messages, fetchedAt),
+        onRecords: (role, partition, messages, fetchedAt, atLogEnd) => this.onRecords(role, partition, messages, fetchedAt, atLogEnd),
         onCaughtUp: (role, partition, at) => this.tasks.get(partition)?.group.markCaughtUp(role, at),
         onAssignment: (partitions) => {
           this.assignmentWork = this.assignmentWork.then(() => this.reassign(partitions)).catch((e) => this.fail(e as Error));
@@ -114,6 +117,7 @@ export class Engine {
   }
 
   async start(): Promise<void> {
+    await this.prepareTopics();
     this.running = true;
     await this.source.start();
     this.loop = this.runLoop();
@@ -130,6 +134,23 @@ export class Engine {
     await this.pool.close();
   }
 
+  /** Creates missing topics (as Kafka Streams creates its internal ones) and checks co-partitioning. */
+  private async prepareTopics(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, this.kafkaSettings);
+      const meta = await admin.fetchTopicMetadata({ topics: [...INPUT_ROLES.map((r) => this.topics[r]), this.topics.changelog] });
+      const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+      const distinct = new Set(counts.values());
+      if (distinct.size !== 1) {
+        throw new ConfigError(`input and changelog topics must have the same partition count (co-partitioned): ${[...counts].map(([t, n]) => `${t}=${n}`).join(", ")}`);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   private fail(e: Error): void {
     this.fatal ??= e;
     this.log(`engine: fatal: ${e.message}`);
@@ -137,7 +158,7 @@ export class Engine {
 
   // ---- ingest -------------------------------------------------------------------------
 
-  private onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number): void {
+  private onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number, atLogEnd: boolean): void {
     const task = this.tasks.get(partition);
     if (!task) return; // not (or no longer) ours: the new owner reads it from the committed offset
     const topic = this.topics[role];
@@ -146,6 +167,7 @@ export class Engine {
       return {
         offset: m.offset,
         timestamp: Number(m.timestamp),
+        fetchedAt,
         key: m.key,
         value: m.value,
         decoded: decoded.ok ? { ok: true, part: decoded.part } : { ok: false, reason: decoded.reason },
@@ -153,6 +175,7 @@ export class Engine {
     });
     this.metrics.recordsIn.add({ topic }, records.length);
     task.group.push(role, records, fetchedAt);
+    if (atLogEnd) task.group.markCaughtUp(role, fetchedAt);
     if (task.group.isFull(role) && !task.paused.has(role)) {
       task.paused.add(role);
       this.source.pause(role, partition);
@@ -275,7 +298,7 @@ export class Engine {
     if (!active.some((t) => t.pending.length > 0 || t.offsets.size > 0)) {
       const batches = [];
       for (const task of active) {
-        const { records, watermark } = task.group.drain(now);
+        const { records, watermark } = task.group.drain();
         const parts: RoutedPart[] = [];
         task.raw.clear();
         for (const { role, record } of records) {

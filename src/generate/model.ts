@@ -16,7 +16,7 @@ import {
   type Situation,
   type Wheel,
 } from "../domain.ts";
-import { validatePart } from "./validate.ts";
+import { validatePart } from "../ingest/validate.ts";
 
 export interface ModelRecord {
   seq: number;

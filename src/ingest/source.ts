@@ -9,8 +9,8 @@ import type { Topics } from "../config.ts";
 import { coPartitionedAssigner } from "./assigner.ts";
 
 export interface SourceListener {
-  /** Records of one topic-partition, in offset order, fetched at `fetchedAt`. */
-  onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number): void;
+  /** Records of one topic-partition, in offset order, fetched at `fetchedAt`; `atLogEnd` when they reach the log end. */
+  onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number, atLogEnd: boolean): void;
   /** Everything of the topic-partition up to its log end as of `at` has been delivered. */
   onCaughtUp(role: InputRole, partition: number, at: number): void;
   /** The set of input partitions this process owns changed (after a rebalance). */
@@ -82,7 +82,8 @@ export class InputSource {
       eachBatch: async ({ batch }) => {
         const role = this.roleOfTopic.get(batch.topic);
         if (role === undefined || batch.messages.length === 0) return;
-        this.listener.onRecords(role, batch.partition, batch.messages, Date.now());
+        const atLogEnd = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
+        this.listener.onRecords(role, batch.partition, batch.messages, Date.now(), atLogEnd);
         this.advance(batch.topic, batch.partition, BigInt(batch.lastOffset()) + 1n);
       },
     });

@@ -17,6 +17,7 @@ type Worker = { id: number; terminating?: boolean; destroyed?: boolean };
 export class JoinPool {
   private readonly pool: Piscina;
   private crashed: Error | undefined;
+  private closing = false;
 
   constructor(private readonly options: JoinPoolOptions) {
     const workers = options.workers;
@@ -38,7 +39,7 @@ export class JoinPool {
     });
     // A replaced worker has lost its keyed state: that is a crash of its shards.
     this.pool.on("workerDestroy", () => {
-      this.crashed ??= new Error("a join worker exited: its shards' state is lost");
+      if (!this.closing) this.crashed ??= new Error("a join worker exited: its shards' state is lost");
     });
     this.pool.on("error", (e: Error) => {
       this.crashed ??= e;
@@ -91,6 +92,7 @@ export class JoinPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool.destroy();
   }
 }

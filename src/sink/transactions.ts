@@ -56,15 +56,7 @@ export class PartitionSink {
     if (!producer) throw new Error(`sink ${this.transactionalId} is not open`);
     const tx = await producer.transaction();
     try {
-      const byTopic = new Map<string, Message[]>();
-      for (const r of records) {
-        const list = byTopic.get(r.topic) ?? [];
-        list.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
-        byTopic.set(r.topic, list);
-      }
-      if (byTopic.size > 0) {
-        await tx.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      }
+      for (const topicMessages of sendRounds(records)) await tx.sendBatch({ acks: -1, topicMessages });
       if (offsets.length > 0) {
         const topics = new Map<string, { partition: number; offset: string }[]>();
         for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
@@ -88,6 +80,32 @@ export class PartitionSink {
   async close(): Promise<void> {
     await this.reset();
   }
+}
+
+/**
+ * kafkajs writes all of a partition's messages in one record batch, and the broker refuses a
+ * batch over max.message.bytes (1 MB by default). Split each topic's records into chunks of
+ * at most MAX_CHUNK_BYTES and send one chunk per topic per request.
+ */
+const MAX_CHUNK_BYTES = 512 * 1024;
+
+function sendRounds(records: readonly OutRecord[]): { topic: string; messages: Message[] }[][] {
+  const chunks = new Map<string, { bytes: number; messages: Message[] }[]>();
+  for (const r of records) {
+    const size = (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
+    const list = chunks.get(r.topic) ?? [];
+    let last = list[list.length - 1];
+    if (!last || (last.bytes + size > MAX_CHUNK_BYTES && last.messages.length > 0)) {
+      last = { bytes: 0, messages: [] };
+      list.push(last);
+    }
+    last.bytes += size;
+    last.messages.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
+    chunks.set(r.topic, list);
+  }
+  const rounds: { topic: string; messages: Message[] }[][] = [];
+  for (const [topic, list] of chunks) list.forEach((c, i) => (rounds[i] ??= []).push({ topic, messages: c.messages }));
+  return rounds;
 }
 
 function isFenced(e: unknown): boolean {

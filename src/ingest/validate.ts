@@ -1,4 +1,4 @@
-// The reference validator: decides from a record's bytes alone whether it is a valid part of
+// Part validation (SPEC §3, §8), used by the engine's decoder and by the generator's model. Decides from a record's bytes alone whether it is a valid part of
 // the topic's kind, and if not, which dead-letter class it falls in. It checks in the order
 // domain.ts documents (OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE, BAD_VALUE,
 // KEY_MISMATCH) and reports the first failure, so a record with one defect has one class.

@@ -1,0 +1,224 @@
+// The pricing policy (SPEC §5), pure: which SKU to request next, which cars a response
+// prices, when a car has waited too long. No I/O; time is an argument.
+//
+// - Cars waiting for the same SKU share one request, but a response prices only the cars that
+//   began waiting at or before the request was sent: prices are never older than the wait.
+//   A car that begins waiting while its SKU's request is in flight waits for the next one.
+// - At most one request per SKU is in flight. SKUs are requested in the order their oldest
+//   waiting car began waiting (FIFO), so no car starves behind newer ones.
+// - A failed request is retried after a backoff with jitter; the car's deadline bounds it all.
+// - Totals are summed in integer cents over the seven parts.
+import type { Car, Part } from "../domain.ts";
+import { centsToAmount } from "../domain.ts";
+import { backoffMs } from "./backoff.ts";
+
+export interface CoalesceOptions {
+  deadlineMs: number;
+  maxWaitingCars: number;
+  cacheTtlMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  random: () => number;
+}
+
+interface WaitingCar {
+  key: string;
+  car: Car;
+  since: number;
+  deadline: number;
+  skus: Set<string>;
+  cents: Map<string, number>;
+  lastError?: string;
+}
+
+interface SkuState {
+  waiters: Set<string>;
+  inFlightSentAt?: number;
+  attempts: number;
+  notBefore: number;
+  queued: boolean;
+}
+
+export interface PriceRequest {
+  sku: string;
+  sentAt: number;
+}
+
+export function carKey(car: Car): string {
+  return `${car.carId}/${car.firstPartAt}`;
+}
+
+export function partsOfCar(car: Car): Part[] {
+  return [car.body, car.engine, car.remoteControl, ...car.wheels].filter((p): p is NonNullable<typeof p> => p !== undefined);
+}
+
+export class PriceCoalescer {
+  private readonly cars = new Map<string, WaitingCar>();
+  private readonly skus = new Map<string, SkuState>();
+  /** SKUs that need a request, oldest waiter first. */
+  private readonly queue: string[] = [];
+  private readonly cache = new Map<string, { cents: number; at: number }>();
+  private finished: Car[] = [];
+
+  constructor(private readonly options: CoalesceOptions) {}
+
+  get waiting(): number {
+    return this.cars.size;
+  }
+
+  isFull(): boolean {
+    return this.cars.size >= this.options.maxWaitingCars;
+  }
+
+  /** A car starts (or, restored after a crash, resumes) waiting; its deadline counts from `since`. */
+  add(car: Car, since: number, now: number): void {
+    const key = carKey(car);
+    if (this.cars.has(key)) return;
+    const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partsOfCar(car).map((p) => p.sku)), cents: new Map() };
+    this.cars.set(key, w);
+    for (const sku of w.skus) {
+      const cached = this.cache.get(sku);
+      if (cached && this.options.cacheTtlMs > 0 && now - cached.at < this.options.cacheTtlMs) {
+        w.cents.set(sku, cached.cents);
+        continue;
+      }
+      const s = this.sku(sku);
+      s.waiters.add(key);
+      this.enqueue(sku, s);
+    }
+    this.finishIfPriced(w, now);
+  }
+
+  /** Drops waiting cars (their partition moved to another owner). */
+  removeWhere(pred: (car: Car) => boolean): void {
+    for (const w of [...this.cars.values()]) if (pred(w.car)) this.forget(w);
+  }
+
+  /** The next SKU to request at `now`, marked in flight; undefined when none is due. */
+  nextRequest(now: number): PriceRequest | undefined {
+    for (let i = 0; i < this.queue.length; i++) {
+      const sku = this.queue[i]!;
+      const s = this.skus.get(sku);
+      if (!s || s.waiters.size === 0) {
+        this.queue.splice(i--, 1);
+        if (s) s.queued = false;
+        continue;
+      }
+      if (s.inFlightSentAt !== undefined || s.notBefore > now) continue;
+      this.queue.splice(i, 1);
+      s.queued = false;
+      s.inFlightSentAt = now;
+      return { sku, sentAt: now };
+    }
+    return undefined;
+  }
+
+  /** When a queued SKU's backoff ends, for the shell's timer. */
+  nextRetryAt(): number | undefined {
+    let at: number | undefined;
+    for (const sku of this.queue) {
+      const s = this.skus.get(sku);
+      if (s && s.inFlightSentAt === undefined && s.waiters.size > 0) at = Math.min(at ?? s.notBefore, s.notBefore);
+    }
+    return at;
+  }
+
+  succeeded(req: PriceRequest, cents: number, now: number): void {
+    const s = this.skus.get(req.sku);
+    this.cache.set(req.sku, { cents, at: now });
+    if (!s) return;
+    s.inFlightSentAt = undefined;
+    s.attempts = 0;
+    s.notBefore = now;
+    for (const key of [...s.waiters]) {
+      const w = this.cars.get(key);
+      if (!w) {
+        s.waiters.delete(key);
+        continue;
+      }
+      if (w.since > req.sentAt) continue; // began waiting after the request left: needs a fresher one
+      w.cents.set(req.sku, cents);
+      s.waiters.delete(key);
+      this.finishIfPriced(w, now);
+    }
+    this.enqueue(req.sku, s);
+  }
+
+  failed(req: PriceRequest, reason: string, now: number): void {
+    const s = this.skus.get(req.sku);
+    if (!s) return;
+    s.inFlightSentAt = undefined;
+    s.notBefore = now + backoffMs(s.attempts, this.options.retryBaseMs, this.options.retryMaxMs, this.options.random);
+    s.attempts++;
+    for (const key of s.waiters) {
+      const w = this.cars.get(key);
+      if (w) w.lastError = reason;
+    }
+    this.enqueue(req.sku, s);
+  }
+
+  /** Cars past their deadline end FAILED_GET_PRICE. */
+  expire(now: number): void {
+    for (const w of this.cars.values()) {
+      if (w.deadline > now) continue;
+      const missing = [...w.skus].filter((sku) => !w.cents.has(sku));
+      const why = w.lastError ?? "no answer yet";
+      this.finished.push({
+        ...w.car,
+        situation: "FAILED_GET_PRICE",
+        error: `no price for ${missing.join(", ")} within PRICE_DEADLINE_MS=${this.options.deadlineMs}: ${why}`,
+        pricedAt: now,
+      });
+      this.forget(w);
+    }
+  }
+
+  /** Cars that are done (COMPLETED or FAILED_GET_PRICE) since the last call. */
+  drainFinished(): Car[] {
+    const out = this.finished;
+    this.finished = [];
+    return out;
+  }
+
+  /** The earliest deadline among waiting cars. */
+  nextDeadline(): number | undefined {
+    let at: number | undefined;
+    for (const w of this.cars.values()) at = Math.min(at ?? w.deadline, w.deadline);
+    return at;
+  }
+
+  private sku(sku: string): SkuState {
+    let s = this.skus.get(sku);
+    if (!s) {
+      s = { waiters: new Set(), attempts: 0, notBefore: 0, queued: false };
+      this.skus.set(sku, s);
+    }
+    return s;
+  }
+
+  private enqueue(sku: string, s: SkuState): void {
+    if (s.waiters.size === 0) {
+      if (s.inFlightSentAt === undefined) this.skus.delete(sku);
+      return;
+    }
+    if (!s.queued) {
+      s.queued = true;
+      this.queue.push(sku);
+    }
+  }
+
+  private finishIfPriced(w: WaitingCar, now: number): void {
+    if (w.cents.size < w.skus.size) return;
+    let total = 0;
+    for (const p of partsOfCar(w.car)) total += w.cents.get(p.sku)!;
+    const prices: Record<string, number> = {};
+    for (const [sku, cents] of w.cents) prices[sku] = centsToAmount(cents);
+    this.finished.push({ ...w.car, situation: "COMPLETED", prices, totalPrice: centsToAmount(total), pricedAt: now });
+    this.forget(w);
+  }
+
+  private forget(w: WaitingCar): void {
+    this.cars.delete(w.key);
+    for (const sku of w.skus) this.skus.get(sku)?.waiters.delete(w.key);
+  }
+}
