@@ -17,7 +17,7 @@ import type { JoinOutput, RoutedPart } from "../join/protocol.ts";
 import { PricingDispatcher } from "../pricing/dispatcher.ts";
 import { joinKey, parseKey, priceKey, restorePartitions } from "../state/changelog.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../state/waiting.ts";
-import { FencedError, PartitionSink, type OutRecord } from "../sink/transactions.ts";
+import { PartitionSink, type OutRecord } from "../sink/transactions.ts";
 import { EngineMetrics } from "./metrics.ts";
 
 /** What the merger holds per record: the decoded part, or why it could not be decoded. */
@@ -59,6 +59,8 @@ export class Engine {
   private readonly pool: JoinPool;
   private readonly pricing: PricingDispatcher;
   private readonly tasks = new Map<number, PartitionTask>();
+  /** Partitions whose last commit failed: rebuilt from Kafka before they process again. */
+  private readonly broken = new Set<number>();
   /** Cars handed to pricing → the partition whose transaction must carry their outcome. */
   private readonly pricedPartition = new Map<string, number>();
   private running = false;
@@ -95,7 +97,7 @@ export class Engine {
     });
     this.source = new InputSource(
       this.kafka,
-      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50 },
+      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs },
       {
         onRecords: (role, partition, messages, fetchedAt, atLogEnd) => this.onRecords(role, partition, messages, fetchedAt, atLogEnd),
         onCaughtUp: (role, partition, at) => this.tasks.get(partition)?.group.markCaughtUp(role, at),
@@ -190,65 +192,100 @@ export class Engine {
 
   private async reassign(partitions: number[]): Promise<void> {
     const wanted = new Set(partitions);
-    for (const [p, task] of this.tasks) {
-      if (wanted.has(p)) continue;
-      this.tasks.delete(p);
-      await task.sink.close();
-      await this.pool.drop(p);
-      for (const [k, owner] of this.pricedPartition) if (owner === p) this.pricedPartition.delete(k);
-      this.pricing.removeWhere((car) => !this.pricedPartition.has(priceKey(car.carId, car.firstPartAt)));
-      this.log(`engine: partition ${p} revoked`);
+    for (const p of [...this.tasks.keys()]) {
+      if (!wanted.has(p)) {
+        await this.revoke(p);
+        this.log(`engine: partition ${p} revoked`);
+      }
     }
     const added = partitions.filter((p) => !this.tasks.has(p));
-    if (added.length === 0) return;
+    if (added.length > 0) await this.adopt(added);
+  }
+
+  /** Forgets everything in memory about partition p (its state stays in the changelog). */
+  private async revoke(p: number): Promise<void> {
+    const task = this.tasks.get(p);
+    if (!task) return;
+    this.tasks.delete(p);
+    this.broken.delete(p);
+    await task.sink.close();
+    await this.pool.drop(p);
+    for (const [k, owner] of this.pricedPartition) if (owner === p) this.pricedPartition.delete(k);
+    this.pricing.removeWhere((car) => !this.pricedPartition.has(priceKey(car.carId, car.firstPartAt)));
+  }
+
+  /**
+   * Takes ownership of partitions: fence the previous owner, restore state from the
+   * changelog, rewind the input to the committed offsets. All or nothing: on failure the
+   * partitions are dropped again and the caller retries.
+   */
+  private async adopt(added: number[]): Promise<void> {
     const t0 = Date.now();
-    for (const p of added) {
-      const sink = new PartitionSink(this.kafka, this.transactionalId(p), this.settings.groupId);
-      // Opening the transactional id fences any previous owner before we read its state.
-      await sink.open();
-      this.tasks.set(p, {
-        partition: p,
-        state: "restoring",
-        group: new PartitionGroup<InputRecord>({ idleGraceMs: this.settings.idleGraceMs, maxBufferedPerTopic: this.settings.maxBufferedRecords }),
-        sink,
-        pending: [],
-        offsets: new Map(),
-        raw: new Map(),
-        paused: new Set(),
-      });
-    }
-    const restored = await restorePartitions(this.kafka, this.topics.changelog, added);
-    let joinEntries = 0;
-    let waiting = 0;
-    for (const r of restored) {
-      const join: [string, Uint8Array][] = [];
-      for (const [key, value] of r.entries) {
-        const k = parseKey(key);
-        if (k?.kind === "join") join.push([k.carId, value]);
-        else if (k?.kind === "price") {
-          const w = decodeWaitingCar(value);
-          this.pricedPartition.set(key, r.partition);
-          this.pricing.add(w.car, w.waitingSince);
-          waiting++;
+    try {
+      for (const p of added) {
+        const sink = new PartitionSink(this.kafka, this.transactionalId(p), this.settings.groupId);
+        this.tasks.set(p, {
+          partition: p,
+          state: "restoring",
+          group: new PartitionGroup<InputRecord>({ idleGraceMs: this.settings.idleGraceMs, maxBufferedPerTopic: this.settings.maxBufferedRecords }),
+          sink,
+          pending: [],
+          offsets: new Map(),
+          raw: new Map(),
+          paused: new Set(),
+        });
+        // Opening the transactional id fences any previous owner before we read its state.
+        await sink.open();
+      }
+      const restored = await restorePartitions(this.kafka, this.topics.changelog, added);
+      let joinEntries = 0;
+      let waiting = 0;
+      for (const r of restored) {
+        const join: [string, Uint8Array][] = [];
+        for (const [key, value] of r.entries) {
+          const k = parseKey(key);
+          if (k?.kind === "join") join.push([k.carId, value]);
+          else if (k?.kind === "price") {
+            const w = decodeWaitingCar(value);
+            this.pricedPartition.set(key, r.partition);
+            // The deadline counts time an engine spent trying to price the car: a restored
+            // car starts a fresh one, so downtime alone never fails a car (SPEC §7: a
+            // crashed-and-restarted run equals a crash-free one when the API never fails).
+            this.pricing.add(w.car, Date.now());
+            waiting++;
+          }
         }
+        joinEntries += join.length;
+        await this.pool.restore(r.partition, join);
       }
-      joinEntries += join.length;
-      await this.pool.restore(r.partition, join);
-    }
-    // Records fetched before the fence may predate the previous owner's last commit: start
-    // again from the committed offsets, which are final now that the previous owner is fenced.
-    const committed = await this.source.committedOffsets(added);
-    for (const p of added) {
-      const task = this.tasks.get(p)!;
-      task.group.clear();
-      for (const role of INPUT_ROLES) {
-        const off = committed.get(`${this.topics[role]}:${p}`);
-        if (off !== undefined) this.source.seek(role, p, off);
-        if (task.paused.delete(role)) this.source.resume(role, p);
+      // Records fetched before the fence may predate the previous owner's last commit: start
+      // again from the committed offsets, which are final now that the previous owner is fenced.
+      const committed = await this.source.committedOffsets(added);
+      for (const p of added) {
+        const task = this.tasks.get(p)!;
+        task.group.clear();
+        for (const role of INPUT_ROLES) {
+          const off = committed.get(`${this.topics[role]}:${p}`);
+          if (off !== undefined) this.source.seek(role, p, off);
+          if (task.paused.delete(role)) this.source.resume(role, p);
+        }
+        task.state = "active";
       }
-      task.state = "active";
+      this.log(`engine: partitions ${added.join(",")} restored in ${Date.now() - t0} ms (${joinEntries} join states, ${waiting} cars waiting for prices)`);
+    } catch (e) {
+      for (const p of added) await this.revoke(p).catch(() => {});
+      throw e;
     }
-    this.log(`engine: partitions ${added.join(",")} restored in ${Date.now() - t0} ms (${joinEntries} join states, ${waiting} cars waiting for prices)`);
+  }
+
+  /**
+   * A failed commit leaves its outcome unknown (the broker may have committed before the
+   * connection broke). Rather than guess, rebuild the partition from what Kafka holds: the
+   * changelog and the committed offsets are the truth, whichever way it went.
+   */
+  private async rebuild(partitions: number[]): Promise<void> {
+    for (const p of partitions) await this.revoke(p);
+    await this.adopt(partitions);
   }
 
   // ---- the processing loop ------------------------------------------------------------
@@ -261,41 +298,35 @@ export class Engine {
         await this.assignmentWork;
         const failure = this.failure();
         if (failure) throw failure;
+        if (this.broken.size > 0) {
+          const broken = [...this.broken].filter((p) => this.source.assignedPartitions().includes(p));
+          this.broken.clear();
+          await this.rebuild(broken);
+        }
         await this.tick(Date.now());
         backoff = 100;
       } catch (e) {
-        if (e instanceof FencedError || this.failure()) {
-          this.fail(e as Error);
+        if (this.failure()) {
+          this.fail(this.failure()!);
           return;
         }
-        this.log(`engine: commit failed, retrying the same transaction in ${backoff} ms: ${(e as Error).message}`);
+        for (const p of this.source.assignedPartitions()) if (!this.tasks.has(p)) this.broken.add(p);
+        this.log(`engine: ${(e as Error).message}; rebuilding partitions ${[...this.broken].join(",") || "-"} in ${backoff} ms`);
         await Bun.sleep(backoff);
         backoff = Math.min(backoff * 2, 5000);
-        await this.reopenSinks();
         continue;
       }
       const rest = this.settings.commitIntervalMs - (Date.now() - started);
       if (rest > 0) await Bun.sleep(rest);
     }
     // A last commit of what was processed, so a polite stop loses no work.
-    try {
-      await this.commitAll();
-    } catch (e) {
-      this.log(`engine: final commit failed (the next owner re-processes from the last commit): ${(e as Error).message}`);
-    }
-  }
-
-  private async reopenSinks(): Promise<void> {
-    for (const t of this.tasks.values()) {
-      await t.sink.reset();
-      await t.sink.open().catch((e) => this.log(`engine: reopening ${t.sink.transactionalId}: ${(e as Error).message}`));
-    }
+    const failed = await this.commitAll();
+    if (failed.length > 0) this.log(`engine: final commit of partitions ${failed.join(",")} failed; the next owner re-processes from the last commit`);
   }
 
   private async tick(now: number): Promise<void> {
     const active = [...this.tasks.values()].filter((t) => t.state === "active");
-    // A failed commit left pending work: retry that first, unchanged, before taking more input.
-    if (!active.some((t) => t.pending.length > 0 || t.offsets.size > 0)) {
+    {
       const batches = [];
       for (const task of active) {
         const { records, watermark } = task.group.drain();
@@ -332,7 +363,11 @@ export class Engine {
     }
     for (const car of this.pricing.drainFinished()) this.finishPriced(car);
     this.backpressure();
-    await this.commitAll();
+    const failed = await this.commitAll();
+    if (failed.length > 0) {
+      for (const p of failed) this.broken.add(p);
+      throw new Error(`commit of partitions ${failed.join(",")} failed`);
+    }
   }
 
   private apply(out: JoinOutput, now: number): void {
@@ -400,19 +435,14 @@ export class Engine {
     }
   }
 
-  private async commitAll(): Promise<void> {
-    const work = [...this.tasks.values()].filter((t) => t.pending.length > 0 || t.offsets.size > 0);
-    await Promise.all(
+  /** Commits every task's pending work; returns the partitions whose commit failed. */
+  private async commitAll(): Promise<number[]> {
+    const work = [...this.tasks.values()].filter((t) => t.state === "active" && (t.pending.length > 0 || t.offsets.size > 0));
+    const results = await Promise.allSettled(
       work.map(async (task) => {
         const t0 = performance.now();
         const offsets = [...task.offsets].map(([topic, offset]) => ({ topic, partition: task.partition, offset }));
-        try {
-          await task.sink.commit(task.pending, offsets);
-        } catch (e) {
-          this.metrics.transactions.add({ result: "failed" }, 1);
-          throw e;
-        }
-        this.metrics.transactions.add({ result: "committed" }, 1);
+        await task.sink.commit(task.pending, offsets);
         this.metrics.commitLatency.observe((performance.now() - t0) / 1000);
         for (const r of task.pending) {
           if (r.topic === this.topics.changelog) continue;
@@ -423,11 +453,20 @@ export class Engine {
         task.offsets.clear();
       }),
     );
+    const failed: number[] = [];
+    results.forEach((r, i) => {
+      this.metrics.transactions.add({ result: r.status === "fulfilled" ? "committed" : "failed" }, 1);
+      if (r.status === "rejected") {
+        failed.push(work[i]!.partition);
+        this.log(`engine: commit of partition ${work[i]!.partition} failed: ${(r.reason as Error).message}`);
+      }
+    });
     this.metrics.waitingCars.set({}, this.pricing.waiting);
     this.metrics.inFlight.set({}, this.pricing.inFlight);
     for (const [tp, lag] of this.source.lag()) {
       const i = tp.lastIndexOf(":");
       this.metrics.consumerLag.set({ topic: tp.slice(0, i), partition: tp.slice(i + 1) }, lag);
     }
+    return failed;
   }
 }

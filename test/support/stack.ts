@@ -122,6 +122,17 @@ export async function verifyOutputs(kafka: KafkaSettings, manifest: Manifest, op
   return report;
 }
 
+/** Waits until the engine reports as many committed outputs as the manifest expects (or time is up). */
+export async function engineCaughtUp(engine: EngineProcess, manifest: Manifest, timeoutMs: number): Promise<boolean> {
+  const expected = manifest.cars.length + manifest.deadLetters.length;
+  return until(async () => {
+    const m = await engine.metrics();
+    if (!m) return false;
+    const out = Object.values(m.carsOut).reduce((a, b) => a + b, 0) + m.deadLetters;
+    return out >= expected;
+  }, timeoutMs, 250);
+}
+
 /** Polls until `cond` holds or the time is up; returns whether it held. */
 export async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 100): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

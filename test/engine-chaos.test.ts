@@ -1,0 +1,77 @@
+// Crashes: the engine SIGKILLed at random instants (while cars wait for prices, mid-
+// transaction), and the broker stopped and restarted mid-run. The outputs must equal the
+// manifest, which is exactly what a crash-free run produces on the same input.
+import { afterEach, describe, expect, test } from "bun:test";
+import { kafkaBrokersGiven, kafkaSpec, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
+import { startBroker, stopBroker } from "../src/local/broker.ts";
+import { engineCaughtUp, generate, stack, until, verifyOutputs, type Stack } from "./support/stack.ts";
+
+let current: Stack | undefined;
+afterEach(async () => {
+  await current?.engine.kill9();
+  await current?.api.stop();
+  current = undefined;
+});
+
+/** A small seeded PRNG so the kill schedule of a run can be reproduced from its seed. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("engine: crashes", () => {
+  test("5,000 cars, engine SIGKILLed at random instants 10+ times: outputs equal a crash-free run", async () => {
+    // A short session so each restart's rebalance does not wait long for the killed member.
+    const s = (current = await stack("chaos", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { SESSION_TIMEOUT_MS: "3000" } }));
+    const random = mulberry32(99);
+    await s.engine.start();
+    const generating = generate(
+      { cars: 5000, seed: 31, rate: 400, missingEngine: 0.02, missingWheels: 0.02, dupRate: 0.03, conflictRate: 0.01, lateRate: 0.01, malformedRate: 0.01 },
+      s.kafka,
+    );
+    let finished = false;
+    void generating.finally(() => (finished = true));
+    let kills = 0;
+    let killedWhileWaiting = 0;
+    // Keep killing while input flows and for a while after, so some kills land while cars
+    // wait for prices and some mid-transaction (a commit every 50 ms: most instants are).
+    while (kills < 12 || !finished) {
+      await Bun.sleep(300 + random() * 1200);
+      const m = await s.engine.metrics();
+      if ((m?.waiting ?? 0) > 0) killedWhileWaiting++;
+      await s.engine.kill9();
+      kills++;
+      await s.engine.start();
+    }
+    const manifest = await generating;
+    const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
+    expect(kills).toBeGreaterThanOrEqual(10);
+    expect(killedWhileWaiting).toBeGreaterThan(0);
+    expect(report.problems).toEqual({});
+    expect(report.ok).toBe(true);
+  }, 600_000);
+
+  // Stopping the project's own broker needs the project's own broker.
+  test.skipIf(kafkaBrokersGiven(processSource()))("the broker stopped and restarted mid-run: nothing lost or doubled", async () => {
+    const s = (current = await stack("broker-restart", { api: { delayMinMs: 0, delayMaxMs: 200 } }));
+    const env = processSource().env;
+    const local = loadSettings(localBrokerSpec, { env, argv: [] });
+    const kafka = loadSettings(kafkaSpec, { env, argv: [] });
+    await s.engine.start();
+    const manifest = await generate({ cars: 1500, seed: 41, missingRemote: 0.03, dupRate: 0.03 }, s.kafka);
+    // Stop while the engine is still working through the input and the prices.
+    await until(async () => ((await s.engine.metrics())?.recordsIn ?? 0) > 2000, 30_000, 20);
+    await stopBroker(local, () => {});
+    await Bun.sleep(3000);
+    await startBroker(local, { ...kafka, brokers: [`127.0.0.1:${local.port}`] }, () => {});
+    // The engine counts what it committed since it started; it never restarted here.
+    expect(await engineCaughtUp(s.engine, manifest, 120_000)).toBe(true);
+    const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
+    expect(report.problems).toEqual({});
+    expect(report.ok).toBe(true);
+  }, 400_000);
+});
