@@ -49,7 +49,7 @@ describe("engine: event time and input", () => {
       s.kafka,
     );
     // Every malformed class of SPEC §8 is in the input.
-    const classes = new Set(manifest.deadLetters.map((d) => d.class));
+    const classes = new Set<string>(manifest.deadLetters.map((d) => d.class));
     for (const cls of ["OVERSIZED", "NOT_JSON", "MISSING_FIELD", "WRONG_TYPE", "BAD_VALUE", "KEY_MISMATCH", "CONFLICT"]) expect(classes).toContain(cls);
     expect(manifest.counts.late).toBeGreaterThan(0);
     await s.engine.start();

@@ -52,11 +52,21 @@ try {
 
   let latest: EngineCounters | undefined;
   let peakRss = 0;
+  // The engine's own pace: from its first input record to its last committed output.
+  let firstInAt: number | undefined;
+  let lastOutAt: number | undefined;
+  let lastOutCount = 0;
   const progress = setInterval(async () => {
     latest = await scrapeMetrics(metricsUrl).catch(() => latest);
     if (!latest) return;
     peakRss = Math.max(peakRss, latest.rssBytes);
     const s = latest.carsOut;
+    const outCount = Object.values(s).reduce((a, b) => a + b, 0) + latest.deadLetters;
+    if (firstInAt === undefined && latest.recordsIn > 0) firstInAt = Date.now();
+    if (outCount > lastOutCount) {
+      lastOutCount = outCount;
+      lastOutAt = Date.now();
+    }
     process.stderr.write(
       `\r[demo] in ${latest.recordsIn} records | out: completed ${s.COMPLETED ?? 0}, missing ${(s.MISSING_BODY ?? 0) + (s.MISSING_ENGINE ?? 0) + (s.MISSING_REMOTE_CONTROL ?? 0) + (s.MISSING_WHEELS ?? 0)}, failed price ${s.FAILED_GET_PRICE ?? 0}, dlq ${latest.deadLetters} | waiting ${latest.waiting}, price requests in flight ${latest.inFlight}   `,
     );
@@ -74,15 +84,18 @@ try {
   clearInterval(progress);
   process.stderr.write("\n");
   const report = compare(manifest, read.records, { allowFailedPrice: false });
-  const wallS = (Date.now() - genStart) / 1000;
   const records = manifest.counts.recordsSent;
+  // Incomplete cars wait out their 5 s window and late parts are sent 6-7 s after their car:
+  // both are part of the engine's time here, as they would be in production.
+  const engineS = Math.max(0.001, ((lastOutAt ?? Date.now()) - (firstInAt ?? genStart)) / 1000);
   console.log("\nsummary");
   console.table({
     cars: { value: expectedCars },
     "input records": { value: records },
     "generator records/s": { value: Math.round(records / (genMs / 1000)) },
-    "end-to-end cars/s": { value: Math.round(expectedCars / wallS) },
-    "end-to-end records/s": { value: Math.round(records / wallS) },
+    "engine seconds (first record in → last output)": { value: Number(engineS.toFixed(1)) },
+    "engine cars/s": { value: Math.round(expectedCars / engineS) },
+    "engine records/s": { value: Math.round(records / engineS) },
     "peak engine RSS (MB)": { value: Math.round(peakRss / 1e6) },
     "price API requests": { value: priceApi.stats().served },
     "price API max concurrency seen": { value: priceApi.stats().maxConcurrencySeen },
