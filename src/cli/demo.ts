@@ -8,6 +8,7 @@ import { generate } from "../generate/index.ts";
 import { readOutputs } from "../verify/reader.ts";
 import { compare } from "../verify/compare.ts";
 import { printReport } from "../verify/report.ts";
+import { OutputWatcher } from "../verify/watch.ts";
 import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
 
 const demo = loadOrExit(demoSpec);
@@ -50,6 +51,10 @@ try {
   }
   log(`engine ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
+  const watcher = new OutputWatcher(kafka, topics);
+  await watcher.start();
+  stops.push(() => watcher.stop());
+
   let latest: EngineCounters | undefined;
   let peakRss = 0;
   // The engine's own pace: from its first input record to its last committed output.
@@ -84,6 +89,7 @@ try {
   clearInterval(progress);
   process.stderr.write("\n");
   const report = compare(manifest, read.records, { allowFailedPrice: false });
+  const latency = watcher.latencies(manifest);
   const records = manifest.counts.recordsSent;
   // Incomplete cars wait out their 5 s window and late parts are sent 6-7 s after their car:
   // both are part of the engine's time here, as they would be in production.
@@ -96,6 +102,8 @@ try {
     "engine seconds (first record in → last output)": { value: Number(engineS.toFixed(1)) },
     "engine cars/s": { value: Math.round(expectedCars / engineS) },
     "engine records/s": { value: Math.round(records / engineS) },
+    "latency p50 / p99 / max, ms (COMPLETED: last part → visible)": { value: `${latency.completed.p50} / ${latency.completed.p99} / ${latency.completed.max}` },
+    "latency p50 / p99 / max, ms (incomplete: window end → visible)": { value: `${latency.incomplete.p50} / ${latency.incomplete.p99} / ${latency.incomplete.max}` },
     "peak engine RSS (MB)": { value: Math.round(peakRss / 1e6) },
     "price API requests": { value: priceApi.stats().served },
     "price API max concurrency seen": { value: priceApi.stats().maxConcurrencySeen },

@@ -67,6 +67,8 @@ export class Engine {
   private loop: Promise<void> | undefined;
   private assignmentWork: Promise<void> = Promise.resolve();
   private allPaused = false;
+  /** Which partition drains first this tick, so a full waiting set does not starve the same one. */
+  private rotation = 0;
   private fatal: Error | undefined;
 
   constructor(
@@ -326,40 +328,44 @@ export class Engine {
 
   private async tick(now: number): Promise<void> {
     const active = [...this.tasks.values()].filter((t) => t.state === "active");
-    {
-      const batches = [];
-      for (const task of active) {
-        const { records, watermark } = task.group.drain();
-        const parts: RoutedPart[] = [];
-        task.raw.clear();
-        for (const { role, record } of records) {
-          const topic = this.topics[role];
-          task.offsets.set(topic, (BigInt(record.offset) + 1n).toString());
-          const source = { topic, partition: task.partition, offset: record.offset };
-          if (record.decoded.ok) {
-            parts.push({ kind: KIND_OF_ROLE[role], part: record.decoded.part, timestamp: record.timestamp, source });
-            task.raw.set(`${topic}:${record.offset}`, { key: record.key, value: record.value });
-          } else {
-            task.pending.push(this.deadLetter(source, record.key, record.value, record.decoded.reason));
-          }
-        }
-        batches.push({ partition: task.partition, parts, watermark });
-        for (const role of task.paused) {
-          if (!task.group.isFull(role)) {
-            task.paused.delete(role);
-            this.source.resume(role, task.partition);
-          }
+    // Each released record can complete at most one car: releasing no more records than the
+    // waiting set has room for keeps it at its bound (SPEC §5 backpressure).
+    let room = Math.max(0, this.settings.priceMaxWaitingCars - this.pricing.waiting);
+    this.rotation = (this.rotation + 1) % Math.max(1, active.length);
+    const ordered = [...active.slice(this.rotation), ...active.slice(0, this.rotation)];
+    const batches = [];
+    for (const task of ordered) {
+      const { records, watermark } = task.group.drain(room);
+      room -= records.length;
+      const parts: RoutedPart[] = [];
+      task.raw.clear();
+      for (const { role, record } of records) {
+        const topic = this.topics[role];
+        task.offsets.set(topic, (BigInt(record.offset) + 1n).toString());
+        const source = { topic, partition: task.partition, offset: record.offset };
+        if (record.decoded.ok) {
+          parts.push({ kind: KIND_OF_ROLE[role], part: record.decoded.part, timestamp: record.timestamp, source });
+          task.raw.set(`${topic}:${record.offset}`, { key: record.key, value: record.value });
+        } else {
+          task.pending.push(this.deadLetter(source, record.key, record.value, record.decoded.reason));
         }
       }
-      if (batches.length > 0) {
-        const results = await this.pool.process(batches);
-        let open = 0;
-        for (const r of results) {
-          open += r.openCars;
-          for (const out of r.outputs) this.apply(out, now);
+      batches.push({ partition: task.partition, parts, watermark });
+      for (const role of task.paused) {
+        if (!task.group.isFull(role)) {
+          task.paused.delete(role);
+          this.source.resume(role, task.partition);
         }
-        this.metrics.openCars.set({}, open);
       }
+    }
+    if (batches.length > 0) {
+      const results = await this.pool.process(batches);
+      let open = 0;
+      for (const r of results) {
+        open += r.openCars;
+        for (const out of r.outputs) this.apply(out, now);
+      }
+      this.metrics.openCars.set({}, open);
     }
     for (const car of this.pricing.drainFinished()) this.finishPriced(car);
     this.backpressure();
@@ -462,6 +468,8 @@ export class Engine {
       }
     });
     this.metrics.waitingCars.set({}, this.pricing.waiting);
+    this.metrics.priceSaturated.set({}, this.pricing.saturatedMs / 1000);
+    this.metrics.priceWaiting.set({}, this.pricing.waitingMs / 1000);
     this.metrics.inFlight.set({}, this.pricing.inFlight);
     for (const [tp, lag] of this.source.lag()) {
       const i = tp.lastIndexOf(":");

@@ -63,6 +63,8 @@ export class EngineMetrics {
   readonly openCars = new Family("rccar_open_cars", "cars whose join window is open", "gauge");
   readonly waitingCars = new Family("rccar_cars_waiting_for_price", "assembled cars waiting for prices", "gauge");
   readonly inFlight = new Family("rccar_price_requests_in_flight", "price requests open now", "gauge");
+  readonly priceSaturated = new Family("rccar_price_saturated_seconds_total", "time with PRICE_MAX_IN_FLIGHT requests open while cars waited", "counter");
+  readonly priceWaiting = new Family("rccar_price_waiting_seconds_total", "time with cars waiting for prices", "counter");
   readonly transactions = new Family("rccar_transactions_total", "Kafka transactions, by result", "counter");
   readonly rss = new Family("process_resident_memory_bytes", "resident memory of the engine process", "gauge");
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5]);
@@ -70,7 +72,7 @@ export class EngineMetrics {
 
   render(): string {
     this.rss.set({}, process.memoryUsage.rss());
-    const all = [this.rss, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
+    const all = [this.rss, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
     return all.map((f) => f.render()).join("\n") + "\n";
   }
 }

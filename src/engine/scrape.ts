@@ -7,10 +7,12 @@ export interface EngineCounters {
   inFlight: number;
   openCars: number;
   rssBytes: number;
+  priceSaturatedS: number;
+  priceWaitingS: number;
 }
 
 export function parseMetrics(text: string): EngineCounters {
-  const c: EngineCounters = { recordsIn: 0, carsOut: {}, deadLetters: 0, waiting: 0, inFlight: 0, openCars: 0, rssBytes: 0 };
+  const c: EngineCounters = { recordsIn: 0, carsOut: {}, deadLetters: 0, waiting: 0, inFlight: 0, openCars: 0, rssBytes: 0, priceSaturatedS: 0, priceWaitingS: 0 };
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line === "") continue;
     const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -25,6 +27,8 @@ export function parseMetrics(text: string): EngineCounters {
     else if (name === "rccar_price_requests_in_flight") c.inFlight = v;
     else if (name === "rccar_open_cars") c.openCars = v;
     else if (name === "process_resident_memory_bytes") c.rssBytes = v;
+    else if (name === "rccar_price_saturated_seconds_total") c.priceSaturatedS = v;
+    else if (name === "rccar_price_waiting_seconds_total") c.priceWaitingS = v;
   }
   return c;
 }

@@ -18,6 +18,8 @@ export interface ExpectedCar {
   totalCents?: number;
   /** Timestamp of the window's first part. */
   firstPartAt: number;
+  /** Event time the car can leave the join: its completing (last) part, or its window's end. */
+  emittedAt: number;
   /** digest.partsDigest of the parts as sent (extra fields included). */
   partsDigest: string;
 }
@@ -97,6 +99,7 @@ export function buildManifest(plan: Plan, sent: readonly SentRecord[], model: Mo
       missing: c.missing,
       partIds: c.partIds,
       firstPartAt: c.firstPartAt,
+      emittedAt: c.emittedAt,
       partsDigest: partsDigest([p.body, p.engine, p.remoteControl, ...p.wheels].filter((x) => x !== undefined)),
     };
     if (c.totalCents !== undefined) e.totalCents = c.totalCents;

@@ -84,10 +84,10 @@ export class PartitionGroup<R extends Timestamped> {
     return this.watermark;
   }
 
-  /** Releases what the rule allows, in order, and the watermark after it. */
-  drain(): { records: Released<R>[]; watermark: number } {
+  /** Releases what the rule allows (at most `limit` records), in order, and the watermark after it. */
+  drain(limit = Number.POSITIVE_INFINITY): { records: Released<R>[]; watermark: number } {
     const out: Released<R>[] = [];
-    for (;;) {
+    while (out.length < limit) {
       let best: InputRole | undefined;
       let bestRecord: R | undefined;
       for (const role of INPUT_ROLES) {
