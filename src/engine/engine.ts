@@ -44,6 +44,11 @@ interface PartitionTask {
   /** Raw input of parts handed to workers this tick, for dead letters of conflicts. */
   raw: Map<string, { key: Buffer | null; value: Buffer | null }>;
   paused: Set<InputRole>;
+  /**
+   * Next offset expected per input topic since the task rewound to the committed offsets.
+   * kafkajs may still hand over batches fetched before the seek; those are older and dropped.
+   */
+  expected: Map<InputRole, bigint>;
 }
 
 export interface EngineStatus {
@@ -164,9 +169,15 @@ export class Engine {
 
   private onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number, atLogEnd: boolean): void {
     const task = this.tasks.get(partition);
-    if (!task) return; // not (or no longer) ours: the new owner reads it from the committed offset
+    // Not ours, or not yet: the task reads from the committed offsets once restored.
+    if (!task || task.state !== "active") return;
+    const expected = task.expected.get(role);
+    if (expected === undefined) return;
+    const fresh = messages.filter((m) => BigInt(m.offset) >= expected);
+    if (fresh.length === 0) return;
+    task.expected.set(role, BigInt(fresh[fresh.length - 1]!.offset) + 1n);
     const topic = this.topics[role];
-    const records: InputRecord[] = messages.map((m) => {
+    const records: InputRecord[] = fresh.map((m) => {
       const decoded = decodePart(role, m.key, m.value, this.settings.maxPartBytes);
       return {
         offset: m.offset,
@@ -235,6 +246,7 @@ export class Engine {
           offsets: new Map(),
           raw: new Map(),
           paused: new Set(),
+          expected: new Map(),
         });
         // Opening the transactional id fences any previous owner before we read its state.
         await sink.open();
@@ -267,8 +279,9 @@ export class Engine {
         const task = this.tasks.get(p)!;
         task.group.clear();
         for (const role of INPUT_ROLES) {
-          const off = committed.get(`${this.topics[role]}:${p}`);
-          if (off !== undefined) this.source.seek(role, p, off);
+          const off = committed.get(`${this.topics[role]}:${p}`) ?? "0";
+          this.source.seek(role, p, off);
+          task.expected.set(role, BigInt(off));
           if (task.paused.delete(role)) this.source.resume(role, p);
         }
         task.state = "active";

@@ -72,7 +72,7 @@ export class InputSource {
     });
     // Batches that held only control records or aborted data skip eachBatch but move the position.
     this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      this.advance(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n);
+      this.advance(payload.topic, payload.partition, BigInt(payload.firstOffset ?? payload.lastOffset), BigInt(payload.lastOffset) + 1n);
     });
     for (const role of INPUT_ROLES) await this.consumer.subscribe({ topic: this.options.topics[role], fromBeginning: true });
     await this.consumer.run({
@@ -84,15 +84,20 @@ export class InputSource {
         if (role === undefined || batch.messages.length === 0) return;
         const atLogEnd = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
         this.listener.onRecords(role, batch.partition, batch.messages, Date.now(), atLogEnd);
-        this.advance(batch.topic, batch.partition, BigInt(batch.lastOffset()) + 1n);
+        this.advance(batch.topic, batch.partition, BigInt(batch.firstOffset() ?? batch.lastOffset()), BigInt(batch.lastOffset()) + 1n);
       },
     });
     this.probeTimer = setInterval(() => void this.probe(), this.options.probeIntervalMs);
   }
 
-  private advance(topic: string, partition: number, next: bigint): void {
+  /**
+   * Moves the delivered position over a batch [first, next). Only a batch that continues from
+   * the position counts: after a seek, kafkajs may still deliver batches fetched from elsewhere.
+   */
+  private advance(topic: string, partition: number, first: bigint, next: bigint): void {
     const k = this.key(topic, partition);
-    if (next > (this.positions.get(k) ?? -1n)) this.positions.set(k, next);
+    const pos = this.positions.get(k);
+    if (pos === undefined || (first <= pos && next > pos)) this.positions.set(k, next);
   }
 
   /** Positions start at the committed offsets (or the log start), as kafkajs's fetching does. */
@@ -104,7 +109,8 @@ export class InputSource {
       for (const p of t.partitions) {
         if (!this.assigned.includes(p.partition)) continue;
         const off = BigInt(p.offset);
-        this.advance(t.topic, p.partition, off >= 0n ? off : (starts.get(p.partition) ?? 0n));
+        const start = off >= 0n ? off : (starts.get(p.partition) ?? 0n);
+        this.advance(t.topic, p.partition, start, start);
       }
     }
   }
