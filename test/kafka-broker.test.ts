@@ -141,3 +141,22 @@ describe("the project's local broker", () => {
     expect(brokerStatus(local).pid).toBe(status.pid);
   });
 });
+
+describe("the engine's transactional sink", () => {
+  test("opening a partition's sink fences the previous owner before anything is read", async () => {
+    const { PartitionSink } = await import("../src/sink/transactions.ts");
+    const { settings, topics } = await freshTopics("sink-fence");
+    const kafka = createKafka(settings, "test-sink-fence", { quiet: true });
+    const id = `sink-fence-${crypto.randomUUID()}`;
+    const previous = await producer(kafka, { transactionalId: id, idempotent: true, maxInFlightRequests: 1 });
+    const open = await previous.transaction();
+    await open.send({ topic: topics.completed, messages: [{ key: "p", value: "previous owner" }] });
+    const next = new PartitionSink(kafka, id, `group-${crypto.randomUUID()}`);
+    await next.open();
+    closers.push(() => next.close());
+    // The previous owner's open transaction was aborted by the open() alone: it cannot commit.
+    await expect(open.commit()).rejects.toThrow();
+    await next.commit([{ topic: topics.completed, key: "n", value: "next owner" }], []);
+    expect(await readAll(kafka, topics.completed, 1, 15_000)).toEqual(["next owner"]);
+  });
+});

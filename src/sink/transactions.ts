@@ -32,7 +32,11 @@ export class PartitionSink {
     private readonly groupId: string,
   ) {}
 
-  /** Connects and initialises the transactional id; this is the fencing moment. */
+  /**
+   * Connects and initialises the transactional id: this is the fencing moment. It returns
+   * only once the coordinator has finished any transaction a previous owner left (committed
+   * or aborted), so the changelog and committed offsets read afterwards are final.
+   */
   async open(): Promise<void> {
     const producer = this.kafka.producer({
       transactionalId: this.transactionalId,
@@ -42,6 +46,11 @@ export class PartitionSink {
       createPartitioner: murmur2Partitioner,
     });
     await producer.connect();
+    // kafkajs's connect() does not send the transactional id (it initialises a plain
+    // idempotent producer); only the first transaction() does. Begin and abort an empty one
+    // (no EndTxn is sent for it) to run InitProducerId now.
+    const tx = await producer.transaction();
+    await tx.abort();
     this.producer = producer;
   }
 
