@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { kafkaBrokersGiven, kafkaSpec, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
 import { startBroker, stopBroker } from "../src/local/broker.ts";
 import { engineCaughtUp, generate, stack, until, verifyOutputs, type Stack } from "./support/stack.ts";
+import { createRng } from "../src/generate/prng.ts";
 
 let current: Stack | undefined;
 afterEach(async () => {
@@ -13,21 +14,12 @@ afterEach(async () => {
   current = undefined;
 });
 
-/** A small seeded PRNG so the kill schedule of a run can be reproduced from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("engine: crashes", () => {
   test("5,000 cars, engine SIGKILLed at random instants 10+ times: outputs equal a crash-free run", async () => {
     // A short session so each restart's rebalance does not wait long for the killed member.
     const s = (current = await stack("chaos", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { SESSION_TIMEOUT_MS: "3000" } }));
-    const random = mulberry32(99);
+    const random = createRng(99).next;
     await s.engine.start();
     const generating = generate(
       { cars: 5000, seed: 31, rate: 400, missingEngine: 0.02, missingWheels: 0.02, dupRate: 0.03, conflictRate: 0.01, lateRate: 0.01, malformedRate: 0.01 },

@@ -31,10 +31,11 @@ function dryRun(o: PlanOptions, startMs = 1_700_000_000_000, msPerBatch = 1) {
 }
 
 /** The outcome of a manifest without anything that depends on when or where records landed. */
+// What a run must produce, without the wall-clock times it was stamped with.
 function outcomes(m: Manifest) {
   const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   return {
-    cars: m.cars.map(({ firstPartAt: _f, ...rest }) => rest).sort((a, b) => byText(a.carId + a.partIds.join(), b.carId + b.partIds.join())),
+    cars: m.cars.map(({ firstPartAt: _f, emittedAt: _e, ...rest }) => rest).sort((a, b) => byText(a.carId + a.partIds.join(), b.carId + b.partIds.join())),
     deadLetters: m.deadLetters.map(({ partition: _p, offset: _o, detail: _d, ...rest }) => rest).sort((a, b) => byText(a.valueBase64 ?? "", b.valueBase64 ?? "")),
   };
 }

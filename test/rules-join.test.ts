@@ -4,6 +4,7 @@ import type { Car, Part, PartKind, WheelPlacement } from "../src/domain.ts";
 import { JoinShard, type JoinEffect } from "../src/join/shard.ts";
 import { TimerHeap } from "../src/join/timers.ts";
 import { decodeCarState, encodeCarState } from "../src/state/codec.ts";
+import { createRng } from "../src/generate/prng.ts";
 
 const T = 5000;
 const RETENTION = 60_000;
@@ -151,7 +152,7 @@ describe("join rules", () => {
 
   test("restoring the changelog at any point gives the same future outputs as never stopping", () => {
     for (const seed of [1, 2, 3, 4, 5]) {
-      const random = mulberry32(seed);
+      const random = createRng(seed).next;
       const stream = randomStream(random, 60);
       const cut = Math.floor(random() * stream.length);
       const straight = new JoinShard({ joinTimeoutMs: T, dedupRetentionMs: 2000 });
@@ -184,7 +185,7 @@ describe("join rules", () => {
 describe("timers", () => {
   test("pop in (due, carId) order, only what is due", () => {
     const h = new TimerHeap();
-    const random = mulberry32(7);
+    const random = createRng(7).next;
     const added: Array<{ due: number; carId: string }> = [];
     for (let i = 0; i < 100_000; i++) {
       const t = { due: Math.floor(random() * 1_000_000), carId: `car-${i % 977}` };
@@ -205,14 +206,6 @@ describe("timers", () => {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Step = { kind: "part"; part: Part; partKind: PartKind; at: number } | { kind: "watermark"; at: number };
 

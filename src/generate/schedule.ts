@@ -1,6 +1,7 @@
 // When each planned record goes out, and its timestamp. Pure: the producer drives it with the
 // wall clock, tests and dry runs with a virtual one. Timestamps are the send times, strictly
 // increasing per car so the order of a car's records is unambiguous.
+import { MinHeap } from "../heap.ts";
 import type { Plan, PlannedRecord } from "./plan.ts";
 
 export interface Stamped {
@@ -18,7 +19,7 @@ export class Scheduler {
   private next = 0;
   /** Late records wait here until their car's first part has a timestamp. */
   private readonly lateOf = new Map<number, PlannedRecord[]>();
-  private readonly heap: Due[] = [];
+  private readonly heap = new MinHeap<Due>(before);
   private readonly lastTs = new Map<number, number>();
   private waitingLate = 0;
 
@@ -37,14 +38,14 @@ export class Scheduler {
   }
 
   get remaining(): number {
-    return this.timely.length - this.next + this.heap.length + this.waitingLate;
+    return this.timely.length - this.next + this.heap.size + this.waitingLate;
   }
 
   /** Earliest clock time at which something can be sent; undefined when everything was sent. */
   nextDueAt(): number | undefined {
     const t = this.timely[this.next];
     const a = t ? this.startMs + t.send.ms : Infinity;
-    const b = this.heap[0]?.at ?? Infinity;
+    const b = this.heap.peek()?.at ?? Infinity;
     const at = Math.min(a, b);
     if (at !== Infinity) return at;
     if (this.waitingLate > 0) throw new Error("late records whose car never opened: the plan is inconsistent");
@@ -57,60 +58,27 @@ export class Scheduler {
     while (out.length < max) {
       const t = this.timely[this.next];
       const tAt = t ? this.startMs + t.send.ms : Infinity;
-      const lAt = this.heap[0]?.at ?? Infinity;
+      const lAt = this.heap.peek()?.at ?? Infinity;
       if (Math.min(tAt, lAt) > now) break;
       let record: PlannedRecord;
       if (tAt <= lAt) {
         record = t!;
         this.next++;
       } else {
-        record = this.popHeap().record;
+        record = this.heap.pop()!.record;
       }
       const timestamp = Math.max(now, (this.lastTs.get(record.carIndex) ?? -Infinity) + 1);
       this.lastTs.set(record.carIndex, timestamp);
       out.push({ record, timestamp });
       if (record.opensCar) {
         for (const late of this.lateOf.get(record.carIndex) ?? []) {
-          this.pushHeap({ at: timestamp + late.send.ms, record: late });
+          this.heap.push({ at: timestamp + late.send.ms, record: late });
           this.waitingLate--;
         }
         this.lateOf.delete(record.carIndex);
       }
     }
     return out;
-  }
-
-  private pushHeap(d: Due): void {
-    const h = this.heap;
-    h.push(d);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (before(h[p]!, h[i]!)) break;
-      [h[p], h[i]] = [h[i]!, h[p]!];
-      i = p;
-    }
-  }
-
-  private popHeap(): Due {
-    const h = this.heap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i]!, h[m]!];
-        i = m;
-      }
-    }
-    return top;
   }
 }
 

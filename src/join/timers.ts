@@ -1,6 +1,8 @@
-// Event-time timers: a binary min-heap of (due time, carId). Cancelling is lazy: the owner
-// checks, when a timer fires, that it still means something (the car's window end still
-// equals the due time). O(log n) insert and pop; 100k+ open cars cost a few MB.
+// Event-time timers: a min-heap of (due time, carId). Cancelling is lazy: the owner checks,
+// when a timer fires, that it still means something (the car's window end still equals the
+// due time). O(log n) insert and pop; 100k+ open cars cost a few MB. A hashed wheel would be
+// O(1) per timer, but a heap pops in an exact, deterministic order at no measurable cost here.
+import { MinHeap } from "../heap.ts";
 
 export interface Timer {
   due: number;
@@ -8,53 +10,20 @@ export interface Timer {
 }
 
 export class TimerHeap {
-  private readonly heap: Timer[] = [];
+  private readonly heap = new MinHeap<Timer>((a, b) => a.due < b.due || (a.due === b.due && a.carId < b.carId));
 
   get size(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   add(due: number, carId: string): void {
-    const h = this.heap;
-    h.push({ due, carId });
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
+    this.heap.push({ due, carId });
   }
 
   /** Removes and returns every timer due at or before `time`, earliest first (ties by carId). */
   popDue(time: number): Timer[] {
     const out: Timer[] = [];
-    while (this.heap.length > 0 && this.heap[0]!.due <= time) out.push(this.pop());
+    while ((this.heap.peek()?.due ?? Number.POSITIVE_INFINITY) <= time) out.push(this.heap.pop()!);
     return out;
   }
-
-  private pop(): Timer {
-    const h = this.heap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function before(a: Timer, b: Timer): boolean {
-  return a.due < b.due || (a.due === b.due && a.carId < b.carId);
 }
