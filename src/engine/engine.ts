@@ -4,12 +4,11 @@
 // offsets a task produced since the last commit leave in one transaction.
 import type { Kafka, KafkaMessage } from "kafkajs";
 import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
-import { topicsOf } from "../config.ts";
+import { ConfigError, topicsOf } from "../config.ts";
 import type { Car, DeadLetter, InputRole } from "../domain.ts";
 import { INPUT_ROLES, KIND_OF_ROLE } from "../domain.ts";
 import { createKafka, ensureTopics } from "../kafka.ts";
-import { ConfigError } from "../config.ts";
-import { decodePart } from "../ingest/decode.ts";
+import { decodePart, type Decoded } from "../ingest/decode.ts";
 import { PartitionGroup } from "../ingest/merge.ts";
 import { InputSource } from "../ingest/source.ts";
 import { JoinPool } from "../join/pool.ts";
@@ -27,7 +26,7 @@ export interface InputRecord {
   fetchedAt: number;
   key: Buffer | null;
   value: Buffer | null;
-  decoded: { ok: true; part: RoutedPart["part"] } | { ok: false; reason: string };
+  decoded: Decoded;
 }
 
 type TaskState = "restoring" | "active";
@@ -109,7 +108,13 @@ export class Engine {
         onRecords: (role, partition, messages, fetchedAt, atLogEnd) => this.onRecords(role, partition, messages, fetchedAt, atLogEnd),
         onCaughtUp: (role, partition, at) => this.tasks.get(partition)?.group.markCaughtUp(role, at),
         onAssignment: (partitions) => {
-          this.assignmentWork = this.assignmentWork.then(() => this.reassign(partitions)).catch((e) => this.fail(e as Error));
+          this.assignmentWork = this.assignmentWork
+            .then(() => this.reassign(partitions))
+            .catch((e) => {
+              // adopt() left nothing half-done: the loop retries the partitions it could not take.
+              for (const p of partitions) if (!this.tasks.has(p)) this.broken.add(p);
+              this.log(`engine: taking partitions ${partitions.join(",")} failed, retrying: ${(e as Error).message}`);
+            });
         },
       },
     );
@@ -120,7 +125,7 @@ export class Engine {
     return { ready: this.running && this.fatal === undefined && [...this.tasks.values()].every((t) => t.state === "active"), partitions };
   }
 
-  /** Set when the engine cannot go on (a join worker died, a sink was fenced): the process exits. */
+  /** Set when the engine cannot go on (a join worker died): the process exits and a restart recovers. */
   failure(): Error | undefined {
     return this.fatal ?? this.pool.failure();
   }
@@ -177,17 +182,14 @@ export class Engine {
     if (fresh.length === 0) return;
     task.expected.set(role, BigInt(fresh[fresh.length - 1]!.offset) + 1n);
     const topic = this.topics[role];
-    const records: InputRecord[] = fresh.map((m) => {
-      const decoded = decodePart(role, m.key, m.value, this.settings.maxPartBytes);
-      return {
-        offset: m.offset,
-        timestamp: Number(m.timestamp),
-        fetchedAt,
-        key: m.key,
-        value: m.value,
-        decoded: decoded.ok ? { ok: true, part: decoded.part } : { ok: false, reason: decoded.reason },
-      };
-    });
+    const records: InputRecord[] = fresh.map((m) => ({
+      offset: m.offset,
+      timestamp: Number(m.timestamp),
+      fetchedAt,
+      key: m.key,
+      value: m.value,
+      decoded: decodePart(role, m.key, m.value, this.settings.maxPartBytes),
+    }));
     this.metrics.recordsIn.add({ topic }, records.length);
     task.group.push(role, records, fetchedAt);
     if (atLogEnd) task.group.markCaughtUp(role, fetchedAt);
@@ -316,7 +318,7 @@ export class Engine {
         if (this.broken.size > 0) {
           const broken = [...this.broken].filter((p) => this.source.assignedPartitions().includes(p));
           this.broken.clear();
-          await this.rebuild(broken);
+          if (broken.length > 0) await this.rebuild(broken);
         }
         await this.tick(Date.now());
         backoff = 100;
