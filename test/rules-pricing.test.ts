@@ -89,16 +89,18 @@ describe("coalescing and totals", () => {
     expect(done!.pricedAt).toBe(2);
   });
 
-  test("a car past its deadline ends FAILED_GET_PRICE naming the last failure; no prices", () => {
-    const p = policy({ deadlineMs: 500 });
+  test("a car past its deadline ends FAILED_GET_PRICE naming every failure it saw; no prices", () => {
+    const p = policy({ deadlineMs: 500, retryBaseMs: 1, retryMaxMs: 1 });
     p.add(same("x"), 0, 0);
     for (const r of requestAll(p, 1)) p.failed(r, "HTTP 503", 2);
+    for (const r of requestAll(p, 10)) p.failed(r, r.sku === "W" ? "timeout after 400 ms" : "HTTP 503", 12);
     p.expire(499);
     expect(p.drainFinished()).toEqual([]);
     p.expire(500);
     const [failed] = p.drainFinished();
     expect(failed!.situation).toBe("FAILED_GET_PRICE");
-    expect(failed!.error).toContain("HTTP 503");
+    expect(failed!.error).toContain("HTTP 503 (7×)"); // four SKUs, then three of them again
+    expect(failed!.error).toContain("timeout after 400 ms");
     expect(failed!.prices).toBeUndefined();
     expect(failed!.totalPrice).toBeUndefined();
     expect(p.waiting).toBe(0);

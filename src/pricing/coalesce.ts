@@ -28,7 +28,8 @@ interface WaitingCar {
   deadline: number;
   skus: Set<string>;
   cents: Map<string, number>;
-  lastError?: string;
+  /** Each distinct failure reason and how often it happened: the car's error names them all. */
+  failures?: Map<string, number>;
 }
 
 interface SkuState {
@@ -152,7 +153,7 @@ export class PriceCoalescer {
     s.attempts++;
     for (const key of s.waiters) {
       const w = this.cars.get(key);
-      if (w) w.lastError = reason;
+      if (w) (w.failures ??= new Map()).set(reason, (w.failures.get(reason) ?? 0) + 1);
     }
     this.enqueue(req.sku, s);
   }
@@ -162,7 +163,7 @@ export class PriceCoalescer {
     for (const w of this.cars.values()) {
       if (w.deadline > now) continue;
       const missing = [...w.skus].filter((sku) => !w.cents.has(sku));
-      const why = w.lastError ?? "no answer yet";
+      const why = w.failures ? [...w.failures].map(([r, n]) => (n > 1 ? `${r} (${n}×)` : r)).join(", ") : "no answer yet";
       this.finished.push({
         ...w.car,
         situation: "FAILED_GET_PRICE",

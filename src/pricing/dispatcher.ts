@@ -6,6 +6,9 @@ import { amountToCents } from "../domain.ts";
 import { PriceCoalescer, type PriceRequest } from "./coalesce.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
+/** How long a timed-out request keeps its slot after the abort (see send()). */
+const ABORT_GRACE_MS = 200;
+
 export interface DispatcherOptions {
   baseUrl: string;
   maxInFlight: number;
@@ -125,12 +128,15 @@ export class PricingDispatcher {
     this.controllers.add(controller);
     const started = performance.now();
     const timeout = setTimeout(() => controller.abort(new Error(`timeout after ${this.options.requestTimeoutMs} ms`)), this.options.requestTimeoutMs);
-    const done = (result: { cents: number } | { error: string }) => {
+    const done = async (result: { cents: number } | { error: string }) => {
       clearTimeout(timeout);
       this.controllers.delete(controller);
+      // The slot is freed only once the request has settled, so the cap is never exceeded.
+      // An aborted request ends at the server only when it sees the connection close: hold
+      // the slot a moment longer so the server's count has dropped before the next request.
+      if (controller.signal.aborted && !this.stopped) await Bun.sleep(ABORT_GRACE_MS);
       const now = this.now();
       this.sample(now);
-      // The slot is freed only now that the request has settled: the cap is never exceeded.
       this.open--;
       const ok = "cents" in result;
       this.options.onRequest?.(performance.now() - started, ok);
