@@ -3,6 +3,7 @@
 // outputs against the generator's manifest, prints a summary, and stops what it started.
 import { demoSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadPriceApiSettings, localBrokerSpec, loadSettings, processSource, topicsOf } from "../config.ts";
 import { startBroker, stopBroker } from "../local/broker.ts";
+import { freePort } from "../local/ports.ts";
 import { startPriceApi } from "../price-api/server.ts";
 import { generate } from "../generate/index.ts";
 import { readOutputs } from "../verify/reader.ts";
@@ -33,7 +34,7 @@ try {
   stops.push(() => priceApi.stop());
   log(`price API at ${priceApi.url}`);
 
-  const httpPort = 18090 + Math.floor(Math.random() * 1000);
+  const httpPort = await freePort();
   const engine = Bun.spawn([process.execPath, new URL("./engine.ts", import.meta.url).pathname], {
     env: { ...env, KAFKA_BROKERS: kafka.brokers.join(","), TOPIC_PREFIX: kafka.topicPrefix, PRICE_API_URL: priceApi.url, HTTP_PORT: String(httpPort), GROUP_ID: `${kafka.topicPrefix}engine` },
     stdout: "inherit",

@@ -11,6 +11,7 @@ import { compare, type Report } from "../../src/verify/compare.ts";
 import { readOutputs } from "../../src/verify/reader.ts";
 import { formatReport } from "../../src/verify/report.ts";
 import { freshTopics } from "./kafka.ts";
+import { freePort } from "../../src/local/ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const logDir = join(root, ".local", "test-logs");
@@ -22,7 +23,8 @@ export async function priceApi(overrides: Partial<PriceApiSettings> = {}): Promi
 
 export class EngineProcess {
   private proc: ReturnType<typeof Bun.spawn> | undefined;
-  readonly port = 20000 + Math.floor(Math.random() * 20000);
+  /** Chosen by the OS at each start. */
+  port = 0;
   starts = 0;
 
   constructor(
@@ -37,6 +39,7 @@ export class EngineProcess {
   /** Starts the engine process and waits until /ready says every partition is restored. */
   async start(readyTimeoutMs = 60_000): Promise<void> {
     mkdirSync(logDir, { recursive: true });
+    this.port = await freePort();
     const log = openSync(join(logDir, `${this.name}.log`), "a");
     this.proc = Bun.spawn([process.execPath, join(root, "src/cli/engine.ts")], {
       cwd: root,
