@@ -49,7 +49,8 @@ describe("engine: price API outages", () => {
       engineEnv: { PRICE_DEADLINE_MS: "2500", PRICE_REQUEST_TIMEOUT_MS: "400", PRICE_RETRY_BASE_MS: "50", PRICE_RETRY_MAX_MS: "200" },
     }));
     await s.engine.start();
-    const manifest = await generate({ cars: 60, seed: 53, missingWheels: 0.1 }, s.kafka);
+    // A small catalog, so every SKU's request is tried (and times out) well within the deadline.
+    const manifest = await generate({ cars: 60, seed: 53, missingWheels: 0.1, skus: 3 }, s.kafka);
     expect(await engineCaughtUp(s.engine, manifest, 60_000)).toBe(true);
     const report = await verifyOutputs(s.kafka, manifest, { allowFailedPrice: true });
     expect(report.problems).toEqual({});
@@ -76,7 +77,9 @@ describe("engine: price API outages", () => {
     let maxRss = 0;
     let finished = false;
     void generating.finally(() => (finished = true));
-    while (!finished) {
+    // Sample while input flows and a little after: the last records fill the set up to its bound.
+    let settle = 0;
+    while (!finished || settle++ < 30) {
       const m = await s.engine.metrics();
       if (m) {
         maxWaiting = Math.max(maxWaiting, m.waiting);

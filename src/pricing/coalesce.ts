@@ -163,7 +163,7 @@ export class PriceCoalescer {
     for (const w of this.cars.values()) {
       if (w.deadline > now) continue;
       const missing = [...w.skus].filter((sku) => !w.cents.has(sku));
-      const why = w.failures ? [...w.failures].map(([r, n]) => (n > 1 ? `${r} (${n}×)` : r)).join(", ") : "no answer yet";
+      const why = w.failures ? [...w.failures].map(([r, n]) => (n > 1 ? `${r} (${n}×)` : r)).join(", ") : "no request for these SKUs finished yet";
       this.finished.push({
         ...w.car,
         situation: "FAILED_GET_PRICE",
