@@ -332,3 +332,15 @@ export const demoSpec = {
   seed: int("SEED", 42, 0, 4_294_967_295, "generator seed"),
   rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
 };
+
+// ---- bench (bun run bench) ---------------------------------------------------------------
+
+export const benchSpec = {
+  parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory", "which benchmarks to run", /^[a-z0-9,]+$/),
+  cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
+  workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
+  latencyRate: int("BENCH_LATENCY_RATE", 2000, 1, 100_000, "cars per second of the latency run"),
+  latencySeconds: int("BENCH_LATENCY_SECONDS", 60, 5, 3600, "length of the latency run"),
+  pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
+  openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),
+};

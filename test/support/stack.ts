@@ -1,93 +1,20 @@
 // The real stack for engine tests: the engine as its own process (so it can be SIGKILLed),
 // the mock price API in-process, the generator and the verifier.
-import { mkdirSync, openSync, closeSync } from "node:fs";
-import { join, resolve } from "node:path";
 import type { KafkaSettings, PriceApiSettings, Topics } from "../../src/config.ts";
 import { loadSettings, priceApiSpec, topicsOf } from "../../src/config.ts";
-import { scrapeMetrics, type EngineCounters } from "../../src/engine/scrape.ts";
 import { generate, type Manifest } from "../../src/generate/index.ts";
 import { startPriceApi, type RunningPriceApi } from "../../src/price-api/server.ts";
 import { compare, type Report } from "../../src/verify/compare.ts";
 import { readOutputs } from "../../src/verify/reader.ts";
 import { formatReport } from "../../src/verify/report.ts";
 import { freshTopics } from "./kafka.ts";
-import { freePort } from "../../src/local/ports.ts";
+import { EngineProcess } from "../../src/local/engine-process.ts";
 
-const root = resolve(import.meta.dir, "../..");
-const logDir = join(root, ".local", "test-logs");
+export { EngineProcess };
 
 export async function priceApi(overrides: Partial<PriceApiSettings> = {}): Promise<RunningPriceApi> {
   const defaults = loadSettings(priceApiSpec, { env: {}, argv: [] });
   return startPriceApi({ ...defaults, port: 0, ...overrides });
-}
-
-export class EngineProcess {
-  private proc: ReturnType<typeof Bun.spawn> | undefined;
-  /** Chosen by the OS at each start. */
-  port = 0;
-  starts = 0;
-
-  constructor(
-    readonly name: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Starts the engine process and waits until /ready says every partition is restored. */
-  async start(readyTimeoutMs = 60_000): Promise<void> {
-    mkdirSync(logDir, { recursive: true });
-    this.port = await freePort();
-    const log = openSync(join(logDir, `${this.name}.log`), "a");
-    this.proc = Bun.spawn([process.execPath, join(root, "src/cli/engine.ts")], {
-      cwd: root,
-      env: { ...process.env, ...this.env, HTTP_PORT: String(this.port) },
-      stdout: log,
-      stderr: log,
-    });
-    closeSync(log);
-    this.starts++;
-    await this.waitReady(readyTimeoutMs);
-  }
-
-  async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const ready = await fetch(`${this.url}/ready`, { signal: AbortSignal.timeout(1000) })
-        .then(async (r) => r.ok && ((await r.json()) as { partitions: number[] }).partitions.length > 0)
-        .catch(() => false);
-      if (ready) return;
-      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) throw new Error(`engine ${this.name} exited with ${this.proc.exitCode} (log .local/test-logs/${this.name}.log)`);
-      if (Date.now() > deadline) throw new Error(`engine ${this.name} not ready within ${timeoutMs} ms`);
-      await Bun.sleep(100);
-    }
-  }
-
-  async metrics(): Promise<EngineCounters | undefined> {
-    return scrapeMetrics(this.url).catch(() => undefined);
-  }
-
-  /** kill -9: no shutdown hook runs. */
-  async kill9(): Promise<void> {
-    if (!this.proc) return;
-    this.proc.kill("SIGKILL");
-    await this.proc.exited;
-    this.proc = undefined;
-  }
-
-  async stop(): Promise<number | undefined> {
-    if (!this.proc) return undefined;
-    this.proc.kill("SIGTERM");
-    const code = await this.proc.exited;
-    this.proc = undefined;
-    return code;
-  }
-
-  exited(): boolean {
-    return this.proc === undefined || this.proc.exitCode !== null;
-  }
 }
 
 export interface Stack {

@@ -1,0 +1,47 @@
+// Latency at a fixed input rate: last part → visible to a read_committed consumer, with RSS
+// and open cars sampled every second.
+import type { KafkaSettings } from "../src/config.ts";
+import { topicsOf } from "../src/config.ts";
+import { generate } from "../src/generate/index.ts";
+import { OutputWatcher, type LatencySummary } from "../src/verify/watch.ts";
+import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
+
+export interface LatencyResult {
+  rate: number;
+  seconds: number;
+  cars: number;
+  completed: LatencySummary;
+  incomplete: LatencySummary;
+  peakRssMb: number;
+  openCarsSeries: number[];
+}
+
+export async function runLatency(base: KafkaSettings, rate: number, seconds: number, progress: (line: string) => void): Promise<LatencyResult> {
+  const kafka = await freshPrefix(base, "latency");
+  const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0, maxConcurrency: 5 });
+  const e = engine(kafka, api, "latency");
+  const watcher = new OutputWatcher(kafka, topicsOf(kafka));
+  let peakRss = 0;
+  const openCars: number[] = [];
+  try {
+    await e.start();
+    await watcher.start();
+    const sampler = setInterval(async () => {
+      const m = await e.metrics();
+      if (!m) return;
+      peakRss = Math.max(peakRss, m.rssBytes);
+      openCars.push(m.openCars);
+      progress(`latency: ${watcher.seen()} cars visible, ${m.openCars} open, RSS ${Math.round(m.rssBytes / 1e6)} MB`);
+    }, 1000);
+    const manifest = await generate({ cars: rate * seconds, seed: 9, rate, missingEngine: 0.01, skus: 20, batchSize: 200 }, kafka);
+    await waitForOutputs(e, manifest.cars.length + manifest.deadLetters.length, Date.now(), 120_000, () => {});
+    await Bun.sleep(1000);
+    clearInterval(sampler);
+    const l = watcher.latencies(manifest);
+    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars };
+  } finally {
+    await watcher.stop();
+    await e.kill9();
+    await api.stop();
+  }
+}

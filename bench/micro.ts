@@ -1,0 +1,76 @@
+// Micro benchmarks (tinybench) of the hot path's pieces, and the worker hop by batch size.
+import { Bench } from "tinybench";
+import { pack, unpack } from "msgpackr";
+import { Piscina } from "piscina";
+import { decodePart } from "../src/ingest/decode.ts";
+import { JoinShard } from "../src/join/shard.ts";
+import { TimerHeap } from "../src/join/timers.ts";
+import { shardOf } from "../src/join/route.ts";
+import { TokenBucket } from "../src/pricing/token-bucket.ts";
+import type { Part } from "../src/domain.ts";
+
+export interface MicroResult {
+  opsPerSecond: Record<string, number>;
+  hopNsPerRecord: Record<string, number>;
+  joinNsPerPart: number;
+  hopStopsDominatingAt: number | null;
+}
+
+const wheel = (car: number, p: string): Part => ({ carId: `car-${car}`, partId: `car-${car}-${p}`, sku: `WH-${car % 20}`, placement: p } as Part);
+
+export async function runMicro(log: (line: string) => void): Promise<MicroResult> {
+  const body = { carId: "car-1", partId: "car-1-B", sku: "BD-0001", color: "red", material: "abs", weightKg: 1.25 };
+  const json = Buffer.from(JSON.stringify(body));
+  const packed = pack(body);
+  const key = Buffer.from("car-1");
+  // A stream of complete cars' wheels and bodies: every 5th part completes nothing, as in life.
+  const parts: Array<{ part: Part; kind: "WHEEL" }> = [];
+  for (let c = 0; c < 20_000; c++) for (const p of ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"]) parts.push({ part: wheel(c, p), kind: "WHEEL" });
+  let shard = new JoinShard({ joinTimeoutMs: 5000, dedupRetentionMs: 60000 });
+  let i = 0;
+  let t = 0;
+  const heap = new TimerHeap();
+  const bucket = new TokenBucket(1e9, 1e9);
+
+  const bench = new Bench({ time: 400 });
+  bench
+    .add("decode part (JSON + validation)", () => void decodePart("body", key, json, 65536))
+    .add("msgpackr unpack of the same part", () => void unpack(packed))
+    .add("join step (one part)", () => {
+      if (i === parts.length) {
+        i = 0;
+        shard = new JoinShard({ joinTimeoutMs: 5000, dedupRetentionMs: 60000 });
+      }
+      const p = parts[i++]!;
+      shard.onPart(p.part, p.kind, ++t, { topic: "t", partition: 0, offset: "0" });
+    })
+    .add("timer add + pop", () => {
+      heap.add(++t, "car");
+      heap.popDue(t);
+    })
+    .add("shard routing of a carId", () => void shardOf("car-123456-x", 16))
+    .add("token bucket take", () => void bucket.tryTake(++t));
+  log("micro: tinybench ...");
+  await bench.run();
+  const ops: Record<string, number> = {};
+  for (const task of bench.tasks) ops[task.name] = Math.round((task.result as { throughput?: { mean: number } }).throughput?.mean ?? 0);
+  const joinNsPerPart = 1e9 / ops["join step (one part)"]!;
+
+  // The worker hop: a batch of N part-sized records to a worker and back.
+  const pool = new Piscina({ filename: new URL("./echo-worker.ts", import.meta.url).pathname, minThreads: 1, maxThreads: 1, idleTimeout: Infinity });
+  const hop: Record<string, number> = {};
+  let stopsAt: number | null = null;
+  for (const n of [1, 10, 100, 1000, 10000]) {
+    const batch = Array.from({ length: n }, (_, k) => ({ kind: "WHEEL", part: parts[k % parts.length]!.part, timestamp: k, source: { topic: "t", partition: 0, offset: String(k) } }));
+    const rounds = Math.max(5, Math.floor(20000 / n));
+    await pool.run(batch);
+    const t0 = performance.now();
+    for (let r = 0; r < rounds; r++) await pool.run(batch);
+    const nsPerRecord = ((performance.now() - t0) * 1e6) / (rounds * n);
+    hop[`batch ${n}`] = Math.round(nsPerRecord);
+    if (stopsAt === null && nsPerRecord < joinNsPerPart) stopsAt = n;
+    log(`micro: worker hop batch ${n}: ${Math.round(nsPerRecord)} ns/record`);
+  }
+  await pool.destroy();
+  return { opsPerSecond: ops, hopNsPerRecord: hop, joinNsPerPart: Math.round(joinNsPerPart), hopStopsDominatingAt: stopsAt };
+}

@@ -1,0 +1,89 @@
+// bun run bench: micro benchmarks, end-to-end throughput against a passthrough ceiling,
+// latency at a fixed rate, pricing saturation, and memory with many open cars. Prints figures
+// and ratios taken in one run (the machine is shared and noisy), writes bench/results/*.json
+// and the README's table. Targets are printed as met / not met, never asserted.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { resolve } from "node:path";
+import { benchSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
+import { startBroker } from "../src/local/broker.ts";
+import { runE2e, type E2eResult } from "./e2e.ts";
+import { runLatency, type LatencyResult } from "./latency.ts";
+import { runMemory, type MemoryResult } from "./memory.ts";
+import { runMicro, type MicroResult } from "./micro.ts";
+import { runPricing, type PricingRun } from "./pricing.ts";
+
+const settings = loadOrExit(benchSpec);
+const env = processSource().env;
+const kafka = loadSettings(kafkaSpec, { env, argv: [] });
+const parts = new Set(settings.parts.split(","));
+const progress = (line: string) => process.stderr.write(`\r\x1b[K[bench] ${line.slice(0, 150)}`);
+const log = (line: string) => process.stderr.write(`\r\x1b[K[bench] ${line}\n`);
+
+if (!kafkaBrokersGiven() && [...parts].some((p) => p !== "micro")) {
+  const local = loadSettings(localBrokerSpec, { env, argv: [] });
+  await startBroker(local, { ...kafka, brokers: [`127.0.0.1:${local.port}`] }, log);
+}
+
+const results: { machine: Record<string, string | number>; micro?: MicroResult; e2e?: E2eResult; latency?: LatencyResult; pricing?: PricingRun[]; memory?: MemoryResult } = {
+  machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), bun: Bun.version, at: new Date().toISOString() },
+};
+const started = Date.now();
+if (parts.has("micro")) results.micro = await runMicro(log);
+if (parts.has("e2e")) results.e2e = await runE2e(kafka, settings.cars, settings.workers.split(",").map(Number), progress);
+if (parts.has("latency")) results.latency = await runLatency(kafka, settings.latencyRate, settings.latencySeconds, progress);
+if (parts.has("pricing")) results.pricing = await runPricing(kafka, settings.pricingSeconds, progress);
+if (parts.has("memory")) results.memory = await runMemory(kafka, settings.openCars, progress);
+process.stderr.write("\n");
+
+// ---- the table ------------------------------------------------------------------------
+const rows: Array<[string, string, string]> = [];
+const target = (ok: boolean, what: string) => `${ok ? "met" : "NOT met"} (${what})`;
+if (results.micro) {
+  for (const [name, ops] of Object.entries(results.micro.opsPerSecond)) rows.push([`micro: ${name}`, `${ops.toLocaleString("en")} ops/s`, ""]);
+  for (const [batch, ns] of Object.entries(results.micro.hopNsPerRecord)) rows.push([`micro: worker hop, ${batch}`, `${ns} ns/record`, ""]);
+  rows.push(["micro: join cost per part", `${results.micro.joinNsPerPart} ns`, ""]);
+  rows.push(["micro: hop stops dominating at batch size", String(results.micro.hopStopsDominatingAt ?? "never (≤ 10,000)"), ""]);
+}
+if (results.e2e) {
+  const e = results.e2e;
+  rows.push([`e2e: input`, `${e.cars.toLocaleString("en")} cars, ${e.records.toLocaleString("en")} records`, ""]);
+  rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
+  for (const r of e.engine) {
+    rows.push([`e2e: engine, ${r.workers} worker(s)`, `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`, r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : ""]);
+  }
+}
+if (results.latency) {
+  const l = results.latency;
+  rows.push([`latency: COMPLETED, last part → visible @ ${l.rate} cars/s`, `p50 ${l.completed.p50} ms, p99 ${l.completed.p99} ms, max ${l.completed.max} ms`, target(l.completed.p99 <= 250, "p99 ≤ 250 ms")]);
+  rows.push(["latency: incomplete, window end → visible", `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
+  rows.push(["latency: peak RSS / open cars (max)", `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
+}
+for (const p of results.pricing ?? []) {
+  rows.push([`pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`, `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`, p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : ""]);
+}
+if (results.memory) {
+  const m = results.memory;
+  rows.push([`memory: RSS with ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 300, "≤ 300 MB")]);
+}
+const table = [
+  `| figure | value | target |`,
+  `|---|---|---|`,
+  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+  "",
+  `Machine: ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Bun ${results.machine.bun}, ${results.machine.at}; \`bun run bench\` (${Math.round((Date.now() - started) / 1000)} s).`,
+].join("\n");
+console.log(table);
+
+const dir = resolve(import.meta.dir, "results");
+mkdirSync(dir, { recursive: true });
+writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify(results, null, 2));
+const readme = resolve(import.meta.dir, "../README.md");
+const text = readFileSync(readme, "utf8");
+const start = "<!-- bench:start -->";
+const end = "<!-- bench:end -->";
+if (text.includes(start) && text.includes(end) && parts.size >= 5) {
+  writeFileSync(readme, text.slice(0, text.indexOf(start) + start.length) + "\n" + table + "\n" + text.slice(text.indexOf(end)));
+  log("README.md: benchmark table updated");
+}
+process.exit(0);
