@@ -263,7 +263,7 @@ export const engineSpec = {
   shards: int("SHARDS", 16, 1, 4096, "fixed number of carId hash shards spread over the workers"),
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
-  maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 20000, 100, 10_000_000, "records buffered per input partition before its fetching pauses"),
+  maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
   priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
   priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
   priceRatePerS: num("PRICE_RATE_PER_S", 1000, 0.1, 1_000_000, "token bucket: price requests per second"),

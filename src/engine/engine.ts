@@ -37,7 +37,14 @@ interface PartitionTask {
   state: TaskState;
   group: PartitionGroup<InputRecord>;
   sink: PartitionSink;
+  /** Output and dead-letter records since the last commit. */
   pending: OutRecord[];
+  /**
+   * Changelog entries since the last commit, the latest per key (as Kafka Streams' record
+   * cache does): a car that opens, fills and leaves within one commit interval writes one
+   * entry, not seven growing ones.
+   */
+  changelog: Map<string, Buffer | null>;
   /** Next offset per input topic, of records already processed but not yet committed. */
   offsets: Map<string, string>;
   /** Raw input of parts handed to workers this tick, for dead letters of conflicts. */
@@ -245,6 +252,7 @@ export class Engine {
           group: new PartitionGroup<InputRecord>({ idleGraceMs: this.settings.idleGraceMs, maxBufferedPerTopic: this.settings.maxBufferedRecords }),
           sink,
           pending: [],
+          changelog: new Map(),
           offsets: new Map(),
           raw: new Map(),
           paused: new Set(),
@@ -396,7 +404,7 @@ export class Engine {
     if (!task) return;
     switch (out.type) {
       case "state":
-        task.pending.push({ topic: this.topics.changelog, partition: out.partition, key: joinKey(out.carId), value: out.value === null ? null : Buffer.from(out.value) });
+        task.changelog.set(joinKey(out.carId), out.value === null ? null : Buffer.from(out.value));
         return;
       case "deadLetter": {
         const raw = task.raw.get(`${out.source.topic}:${out.source.offset}`);
@@ -408,7 +416,7 @@ export class Engine {
         if (car.situation === "AWAITING_PRICE" as string) {
           const key = priceKey(car.carId, car.firstPartAt);
           this.pricedPartition.set(key, out.partition);
-          task.pending.push({ topic: this.topics.changelog, partition: out.partition, key, value: Buffer.from(encodeWaitingCar(car, now)) });
+          task.changelog.set(key, Buffer.from(encodeWaitingCar(car, now)));
           this.pricing.add(car, now);
         } else {
           task.pending.push(this.carRecord(car));
@@ -423,7 +431,8 @@ export class Engine {
     this.pricedPartition.delete(key);
     const task = partition === undefined ? undefined : this.tasks.get(partition);
     if (!task) return; // the partition moved to another owner, who re-prices it from the changelog
-    task.pending.push(this.carRecord(car), { topic: this.topics.changelog, partition: task.partition, key, value: null });
+    task.pending.push(this.carRecord(car));
+    task.changelog.set(key, null);
   }
 
   private carRecord(car: Car): OutRecord {
@@ -458,19 +467,20 @@ export class Engine {
 
   /** Commits every task's pending work; returns the partitions whose commit failed. */
   private async commitAll(): Promise<number[]> {
-    const work = [...this.tasks.values()].filter((t) => t.state === "active" && (t.pending.length > 0 || t.offsets.size > 0));
+    const work = [...this.tasks.values()].filter((t) => t.state === "active" && (t.pending.length > 0 || t.changelog.size > 0 || t.offsets.size > 0));
     const results = await Promise.allSettled(
       work.map(async (task) => {
         const t0 = performance.now();
         const offsets = [...task.offsets].map(([topic, offset]) => ({ topic, partition: task.partition, offset }));
-        await task.sink.commit(task.pending, offsets);
+        const changelog = [...task.changelog].map(([key, value]) => ({ topic: this.topics.changelog, partition: task.partition, key, value }));
+        await task.sink.commit([...task.pending, ...changelog], offsets);
         this.metrics.commitLatency.observe((performance.now() - t0) / 1000);
         for (const r of task.pending) {
-          if (r.topic === this.topics.changelog) continue;
           const situation = r.topic === this.topics.dlq ? "DEAD_LETTER" : (JSON.parse(String(r.value)) as Car).situation;
           this.metrics.recordsOut.add({ topic: r.topic, situation }, 1);
         }
         task.pending = [];
+        task.changelog.clear();
         task.offsets.clear();
       }),
     );

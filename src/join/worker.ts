@@ -1,7 +1,7 @@
 // A join worker thread: owns the keyed state (a JoinShard per input partition) of the shards
 // the pool's load balancer routes to it. Tasks run one at a time, in the order posted.
 import { workerData } from "piscina";
-import { JoinShard } from "./shard.ts";
+import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
 import { decodeCarState, encodeCarState } from "../state/codec.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult } from "./protocol.ts";
 
@@ -29,14 +29,18 @@ export default function run(task: JoinTask): JoinTaskResult {
     case "process":
       for (const { partition, parts, watermark } of task.items) {
         const shard = shardFor(partition);
-        const effects = [];
-        for (const p of parts) effects.push(...shard.onPart(p.part, p.kind, p.timestamp, p.source));
-        effects.push(...shard.onWatermark(watermark));
-        for (const e of effects) {
-          if (e.type === "emit") outputs.push({ type: "emit", partition, car: e.car });
-          else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason, part: e.part });
-          else outputs.push({ type: "state", partition, carId: e.carId, value: e.state === null ? null : encodeCarState(e.state) });
-        }
+        // Only a car's last state in this task goes to the changelog: encode it once.
+        const states = new Map<string, CarState | null>();
+        const collect = (effects: JoinEffect[]) => {
+          for (const e of effects) {
+            if (e.type === "emit") outputs.push({ type: "emit", partition, car: e.car });
+            else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason, part: e.part });
+            else states.set(e.carId, e.state);
+          }
+        };
+        for (const p of parts) collect(shard.onPart(p.part, p.kind, p.timestamp, p.source));
+        collect(shard.onWatermark(watermark));
+        for (const [carId, state] of states) outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
       }
       break;
     case "restore": {
