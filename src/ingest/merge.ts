@@ -1,33 +1,52 @@
 // Timestamp synchronisation of one input partition's four topic-partitions (a "partition
-// group", as Kafka Streams calls a task's inputs). Pure: the caller passes fetch times.
+// group", as Kafka Streams calls a task's inputs), so that every join rule is a function of
+// the input records alone, whatever order and pace the client fetches them in. Pure: the
+// caller passes fetch times; no clock is read here.
 //
-// Release rule: records leave in timestamp order — the smallest head first, ties by topic
-// (body, engine, remoteControl, wheel), then by offset — and only while every other
-// topic-partition either has a buffered record or is caught up: its buffer is empty and the
-// latest evidence that it reached its log end (a fetch that ended there, or a log-end probe)
-// is not older than its own last fetched data nor than the fetch that brought the record
-// about to leave. (Without the last condition, a record could overtake an older one that
-// came in the same fetch response but was handed over a moment later.) A topic-partition
-// that is behind and empty blocks the group: its next record may be older than anything
-// buffered. So a backlog is read in the same order at any speed.
+// Lanes. One per input role (body, engine, remoteControl, wheel) = one topic-partition. A lane
+// holds fetched, not yet released records in offset order (the caller pushes each
+// topic-partition's records in offset order, without gaps or repeats), the time of its
+// latest fetch with data (lastFetchAt), and caughtUpAt: the latest time F for which it is
+// known that everything appended to the topic-partition before F has been pushed — from a
+// fetch that ended at the log end (push with a highWatermark, or markCaughtUp(role, F)),
+// or from a log-end probe that found the consumer position at the end (markCaughtUp).
 //
-// Watermark: the largest timestamp released so far. When every topic-partition is drained and
-// caught up, it may also advance to (oldest caught-up evidence − idleGraceMs): everything
-// produced before that has been delivered, allowing idleGraceMs for the producer to reach the
-// log. The watermark advances only on evidence; if fetching stops (broker down), it stops.
+// A lane is *caught up* when it is empty and caughtUpAt >= lastFetchAt (the evidence is not
+// older than its own newest data).
+//
+// Release rule. The candidate is the smallest head by timestamp; ties go to the role order
+// body, engine, remoteControl, wheel, and within a lane to offset order. The candidate leaves
+// only if every other lane either has a buffered head (so nothing older can come before it:
+// lanes are in offset order and the candidate is the smallest head) or is caught up with
+// caughtUpAt >= the candidate's fetchedAt. The last condition stops a record from overtaking
+// an older one that was already in another lane's log when the candidate was fetched but has
+// not been handed over yet. An empty lane that is behind blocks the whole group: its next
+// record may be older than anything buffered. So a backlog leaves in the same order at any
+// read speed and under any interleaving of fetches.
+//
+// Watermark. Starts at -Infinity and never goes back. It is the largest timestamp released
+// so far; in addition, when every lane is empty and caught up, it may advance to
+// min over lanes of (caughtUpAt) − idleGraceMs: everything appended before the oldest
+// evidence has been released, and a producer is allowed idleGraceMs between a record's
+// timestamp and its append. The clock enters only through evidence: if fetches and probes
+// stop (broker down), caughtUpAt stops and so does the watermark.
+//
+// Bound. isFull(role) once a lane holds maxBufferedPerTopic records: the caller pauses that
+// topic-partition and resumes it when isFull turns false after a drain.
 import type { InputRole } from "../domain.ts";
 import { INPUT_ROLES } from "../domain.ts";
 
 export interface Timestamped {
   offset: string;
+  /** Event time: the Kafka record timestamp. */
   timestamp: number;
-  /** When the record was fetched. */
+  /** When the record was fetched (wall clock of the caller). */
   fetchedAt: number;
 }
 
 export interface MergeOptions {
   idleGraceMs: number;
-  /** Records buffered per topic-partition before isFull() asks the source to pause it. */
+  /** Records buffered per topic-partition before isFull() asks the caller to pause it. */
   maxBufferedPerTopic: number;
 }
 
@@ -36,47 +55,86 @@ export interface Released<R> {
   record: R;
 }
 
-interface Lane<R> {
-  queue: R[];
-  head: number;
-  /** When records were last fetched for this topic-partition. */
+export interface LaneStats {
+  role: InputRole;
+  buffered: number;
   lastFetchAt: number;
-  /** When it was last known to be at its log end. */
   caughtUpAt: number;
+  caughtUp: boolean;
 }
 
+class Lane<R> {
+  queue: R[] = [];
+  head = 0;
+  lastFetchAt = Number.NEGATIVE_INFINITY;
+  caughtUpAt = Number.NEGATIVE_INFINITY;
+
+  constructor(readonly role: InputRole) {}
+
+  get size(): number {
+    return this.queue.length - this.head;
+  }
+
+  caughtUp(): boolean {
+    return this.head === this.queue.length && this.caughtUpAt > Number.NEGATIVE_INFINITY && this.caughtUpAt >= this.lastFetchAt;
+  }
+
+  /** Drops released records from the front once they are a good part of the array. */
+  compact(): void {
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+const ROLE_INDEX: Record<InputRole, number> = { body: 0, engine: 1, remoteControl: 2, wheel: 3 };
+
 export class PartitionGroup<R extends Timestamped> {
-  private readonly lanes = new Map<InputRole, Lane<R>>();
+  /** Indexed in role order, which is also the tie order. */
+  private lanes: Lane<R>[] = [];
   private watermark = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: MergeOptions) {
     this.clear();
   }
 
-  /** Forgets every buffered record and all evidence (after seeking back to committed offsets). */
+  /** Forgets every buffered record and all evidence (after seeking back to committed offsets). The watermark stays. */
   clear(): void {
-    for (const role of INPUT_ROLES) this.lanes.set(role, { queue: [], head: 0, lastFetchAt: Number.NEGATIVE_INFINITY, caughtUpAt: Number.NEGATIVE_INFINITY });
+    this.lanes = INPUT_ROLES.map((role) => new Lane<R>(role));
   }
 
-  push(role: InputRole, records: readonly R[], fetchedAt: number): void {
-    const lane = this.lanes.get(role)!;
+  /**
+   * Buffers records of one fetch (offset order, continuing the lane's previous push).
+   * `highWatermark`, the topic-partition's log end as the fetch response reported it, makes
+   * this fetch evidence of being caught up at `fetchedAt` when the records reach it.
+   */
+  push(role: InputRole, records: readonly R[], fetchedAt: number, highWatermark?: string | bigint): void {
+    const lane = this.lanes[ROLE_INDEX[role]]!;
     for (const r of records) lane.queue.push(r);
-    lane.lastFetchAt = Math.max(lane.lastFetchAt, fetchedAt);
+    if (records.length > 0 && fetchedAt > lane.lastFetchAt) lane.lastFetchAt = fetchedAt;
+    if (highWatermark !== undefined) {
+      const last = records[records.length - 1];
+      if (last === undefined || BigInt(last.offset) + 1n >= BigInt(highWatermark)) this.markCaughtUp(role, fetchedAt);
+    }
   }
 
+  /** Everything appended to this topic-partition before `at` has been pushed. */
   markCaughtUp(role: InputRole, at: number): void {
-    const lane = this.lanes.get(role)!;
-    lane.caughtUpAt = Math.max(lane.caughtUpAt, at);
+    const lane = this.lanes[ROLE_INDEX[role]]!;
+    if (at > lane.caughtUpAt) lane.caughtUpAt = at;
   }
 
   isFull(role: InputRole): boolean {
-    const lane = this.lanes.get(role)!;
-    return lane.queue.length - lane.head >= this.options.maxBufferedPerTopic;
+    return this.lanes[ROLE_INDEX[role]]!.size >= this.options.maxBufferedPerTopic;
   }
 
   buffered(): number {
     let n = 0;
-    for (const lane of this.lanes.values()) n += lane.queue.length - lane.head;
+    for (const lane of this.lanes) n += lane.size;
     return n;
   }
 
@@ -84,50 +142,47 @@ export class PartitionGroup<R extends Timestamped> {
     return this.watermark;
   }
 
+  stats(): LaneStats[] {
+    return this.lanes.map((l) => ({ role: l.role, buffered: l.size, lastFetchAt: l.lastFetchAt, caughtUpAt: l.caughtUpAt, caughtUp: l.caughtUp() }));
+  }
+
   /** Releases what the rule allows (at most `limit` records), in order, and the watermark after it. */
   drain(limit = Number.POSITIVE_INFINITY): { records: Released<R>[]; watermark: number } {
     const out: Released<R>[] = [];
+    const lanes = this.lanes;
     while (out.length < limit) {
-      let best: InputRole | undefined;
+      let best: Lane<R> | undefined;
       let bestRecord: R | undefined;
-      for (const role of INPUT_ROLES) {
-        const lane = this.lanes.get(role)!;
+      for (const lane of lanes) {
         const r = lane.queue[lane.head];
+        // Strict <: on equal timestamps the earlier role wins.
         if (r !== undefined && (bestRecord === undefined || r.timestamp < bestRecord.timestamp)) {
-          best = role;
+          best = lane;
           bestRecord = r;
         }
       }
       if (best === undefined || bestRecord === undefined) break;
-      const fetchedAt = bestRecord.fetchedAt;
-      const blocked = [...this.lanes.values()].some((l) => l.head === l.queue.length && !(caughtUp(l) && l.caughtUpAt >= fetchedAt));
-      if (blocked) break;
-      const lane = this.lanes.get(best)!;
-      lane.head++;
-      out.push({ role: best, record: bestRecord });
+      if (this.blocked(bestRecord.fetchedAt)) break;
+      best.head++;
+      out.push({ role: best.role, record: bestRecord });
       if (bestRecord.timestamp > this.watermark) this.watermark = bestRecord.timestamp;
     }
-    for (const lane of this.lanes.values()) compact(lane);
-    const lanes = [...this.lanes.values()];
-    if (lanes.every((l) => l.head === l.queue.length && caughtUp(l))) {
-      const evidence = Math.min(...lanes.map((l) => l.caughtUpAt));
-      if (evidence - this.options.idleGraceMs > this.watermark) this.watermark = evidence - this.options.idleGraceMs;
+    let idle = true;
+    let evidence = Number.POSITIVE_INFINITY;
+    for (const lane of lanes) {
+      lane.compact();
+      if (!lane.caughtUp()) idle = false;
+      else if (lane.caughtUpAt < evidence) evidence = lane.caughtUpAt;
     }
+    if (idle && evidence - this.options.idleGraceMs > this.watermark) this.watermark = evidence - this.options.idleGraceMs;
     return { records: out, watermark: this.watermark };
   }
-}
 
-function caughtUp<R>(lane: Lane<R>): boolean {
-  return lane.head === lane.queue.length && lane.caughtUpAt >= lane.lastFetchAt && lane.caughtUpAt > Number.NEGATIVE_INFINITY;
-}
-
-/** Drops released records from the front once they are a good part of the array. */
-function compact<R>(lane: Lane<R>): void {
-  if (lane.head === lane.queue.length) {
-    lane.queue = [];
-    lane.head = 0;
-  } else if (lane.head > 4096 && lane.head * 2 > lane.queue.length) {
-    lane.queue = lane.queue.slice(lane.head);
-    lane.head = 0;
+  /** Some empty lane might still hold, in its log, a record older than one fetched at `fetchedAt`. */
+  private blocked(fetchedAt: number): boolean {
+    for (const lane of this.lanes) {
+      if (lane.head === lane.queue.length && !(lane.caughtUp() && lane.caughtUpAt >= fetchedAt)) return true;
+    }
+    return false;
   }
 }

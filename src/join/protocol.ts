@@ -2,11 +2,9 @@
 // structured clone.
 import type { Car, Part, PartKind } from "../domain.ts";
 
-export interface SourceRef {
-  topic: string;
-  partition: number;
-  offset: string;
-}
+import type { SourceRef } from "./shard.ts";
+
+export type { SourceRef } from "./shard.ts";
 
 /** A decoded part on its way to the worker that owns its car. */
 export interface RoutedPart {

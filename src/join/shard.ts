@@ -1,64 +1,84 @@
 // Keyed join state of one input partition's cars (SPEC §4), in event time. Pure: no I/O, no
-// clock; time is the parts' timestamps and the watermark the caller passes in.
+// clock, no randomness; time is the parts' timestamps and the watermark the caller passes in.
+// The same inputs give the same effects, in the same order, on any thread and after a restore.
 //
-// Rules, per carId, for parts fed in timestamp order:
-//  1. If the car's open window has ended (end <= the part's timestamp), it closes first.
-//  2. A partId already in the open car, or in a car of this carId emitted less than
-//     dedupRetentionMs (event time) before the part's timestamp, is absorbed.
-//  3. Into the open car: a free slot takes the part; when the car then holds a body, an
-//     engine, a remote control and four wheels with four different placements it leaves at
-//     once as AWAITING_PRICE. A filled slot makes the part a CONFLICT dead letter; the car
-//     keeps the first.
-//  4. No open car: the part opens a window [timestamp, timestamp + joinTimeoutMs).
-// The watermark closes every window with end <= watermark (MISSING_*, all missing kinds) and
-// forgets emitted partIds whose retention has passed.
-import type { Body, Car, Engine, Part, PartKind, RemoteControl, Wheel } from "../domain.ts";
-import { deadLetterReason, missingKinds, situationFor, WHEELS_PER_CAR } from "../domain.ts";
-import type { SourceRef } from "./protocol.ts";
+// A car's window is [firstPartAt, firstPartAt + joinTimeoutMs). Rules, per carId:
+//  1. If the car's open window has ended (end <= the part's timestamp), it closes first: the
+//     car is emitted incomplete (MISSING_*), and the part is then judged with no open window.
+//  2. A partId already in the open window, or in a car of this carId emitted less than
+//     dedupRetentionMs of event time before the part's timestamp (and not yet forgotten by
+//     the watermark), is absorbed: no effect, only the `absorbed` counter.
+//  3. Open window, slot free: the part joins. Complete (a body, an engine, a remote control
+//     and four wheels with four different placements) → emitted at once as AWAITING_PRICE.
+//     Slot filled by a different part → a CONFLICT dead letter naming the slot; the car keeps
+//     the first.
+//  4. No open window: the part opens one at its own timestamp.
+// Out-of-order parts (possible live: a part produced before the watermark but appended to its
+// log later than IDLE_GRACE_MS) follow the same rules. A part older than its open window's
+// start joins it and moves the start back to its own timestamp (the window opens at the
+// car's first part, wherever that arrived); a window whose end is already behind the
+// watermark closes at the next onWatermark, so parts of the same batch still join it.
+//
+// The watermark (onWatermark) closes every open window with end <= watermark, in (end, carId)
+// order, and forgets emitted partIds whose `until` <= watermark, with a state effect each.
+//
+// Times on the emitted car are event time, so outputs do not depend on read speed:
+// firstPartAt = the window start; assembledAt = the completing part's timestamp for a
+// complete car, the window end for an incomplete one. Dedup memory runs from assembledAt.
+import type { Car, Part, PartKind } from "../domain.ts";
+import { deadLetterReason, situationFor } from "../domain.ts";
+import { OpenCar } from "./car.ts";
+import type { CarState, RecentCar } from "./state.ts";
 import { TimerHeap } from "./timers.ts";
 
-export interface OpenCarState {
-  firstPartAt: number;
-  body?: Body;
-  engine?: Engine;
-  remoteControl?: RemoteControl;
-  /** In arrival order. */
-  wheels: Wheel[];
-}
+export type { CarState, OpenCarState, RecentCar } from "./state.ts";
 
-export interface RecentCar {
-  partIds: string[];
-  /** Event time until which redeliveries of these partIds are absorbed. */
-  until: number;
-}
-
-/** Everything the changelog keeps of one carId: enough to rebuild the shard exactly. */
-export interface CarState {
-  open?: OpenCarState;
-  recent?: RecentCar[];
+/** Where a record came from: what a dead letter names. */
+export interface SourceRef {
+  topic: string;
+  partition: number;
+  offset: string;
 }
 
 export type JoinEffect =
+  /** AWAITING_PRICE (complete) or MISSING_* (window closed). */
   | { type: "emit"; car: Car }
   | { type: "deadLetter"; source: SourceRef; reason: string; part: Part }
+  /** The carId's changelog value after this step; null = delete (tombstone). A snapshot: never mutated later. */
   | { type: "state"; carId: string; state: CarState | null };
 
 export interface JoinOptions {
   joinTimeoutMs: number;
+  /** 0 = no dedup memory after emission. */
   dedupRetentionMs: number;
 }
 
+export interface JoinStats {
+  openCars: number;
+  /** carIds with emitted partIds still remembered. */
+  rememberedCars: number;
+  /** Armed timers, stale ones included. */
+  timers: number;
+  absorbed: number;
+  conflicts: number;
+  emitted: number;
+  watermark: number;
+}
+
 interface Entry {
-  open?: OpenCarState;
-  /** partIds of the open car, for rule 2. */
-  openIds?: Set<string>;
-  recent?: RecentCar[];
+  open: OpenCar | undefined;
+  /** Immutable: replaced, never mutated, so a state snapshot can share it. */
+  recent: readonly RecentCar[] | undefined;
 }
 
 export class JoinShard {
   private readonly cars = new Map<string, Entry>();
   private readonly timers = new TimerHeap();
   private open = 0;
+  private remembered = 0;
+  private absorbed = 0;
+  private conflicts = 0;
+  private emitted = 0;
   private watermark = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: JoinOptions) {}
@@ -67,119 +87,156 @@ export class JoinShard {
     return this.open;
   }
 
+  stats(): JoinStats {
+    return {
+      openCars: this.open,
+      rememberedCars: this.remembered,
+      timers: this.timers.size,
+      absorbed: this.absorbed,
+      conflicts: this.conflicts,
+      emitted: this.emitted,
+      watermark: this.watermark,
+    };
+  }
+
   onPart(part: Part, kind: PartKind, timestamp: number, source: SourceRef): JoinEffect[] {
     const effects: JoinEffect[] = [];
     const carId = part.carId;
     let entry = this.cars.get(carId);
-    if (entry?.open && this.endOf(entry.open) <= timestamp) this.close(carId, entry, effects);
-    entry = this.cars.get(carId);
-
-    if (entry?.openIds?.has(part.partId) || entry?.recent?.some((r) => timestamp < r.until && r.partIds.includes(part.partId))) {
+    // Rule 1.
+    if (entry?.open !== undefined && this.endOf(entry.open) <= timestamp) {
+      this.close(carId, entry, effects);
+      entry = this.cars.get(carId);
+    }
+    // Rule 2.
+    if (entry !== undefined && (entry.open?.holds(part.partId) || remembers(entry.recent, part.partId, timestamp))) {
+      this.absorbed++;
       return effects;
     }
-    if (!entry) {
-      entry = {};
+    if (entry === undefined) {
+      entry = { open: undefined, recent: undefined };
       this.cars.set(carId, entry);
     }
-    if (!entry.open) {
-      entry.open = { firstPartAt: timestamp, wheels: [] };
-      entry.openIds = new Set();
+    let car = entry.open;
+    if (car === undefined) {
+      // Rule 4.
+      car = new OpenCar(timestamp);
+      entry.open = car;
       this.open++;
-      this.timers.add(this.endOf(entry.open), carId);
-    }
-    const car = entry.open;
-    const conflict = slotConflict(car, kind, part);
-    if (conflict !== undefined) {
-      effects.push({ type: "deadLetter", source, reason: deadLetterReason("CONFLICT", conflict), part });
-      return effects;
-    }
-    place(car, kind, part);
-    entry.openIds!.add(part.partId);
-    if (timestamp < car.firstPartAt) {
-      // An older part that arrived after a newer one (possible only live, within producer
-      // latency): the window starts at the car's earliest part, wherever it came in.
-      car.firstPartAt = timestamp;
       this.timers.add(this.endOf(car), carId);
-    }
-    if (isComplete(car)) {
-      this.emit(carId, entry, "AWAITING_PRICE", timestamp, effects);
     } else {
-      effects.push({ type: "state", carId, state: stateOf(entry) });
+      // Rule 3, filled slot.
+      const conflict = car.conflict(kind, part);
+      if (conflict !== undefined) {
+        this.conflicts++;
+        effects.push({ type: "deadLetter", source, reason: deadLetterReason("CONFLICT", conflict), part });
+        return effects;
+      }
+      if (timestamp < car.firstPartAt) {
+        car.firstPartAt = timestamp;
+        this.timers.add(this.endOf(car), carId); // the old timer goes stale
+      }
     }
+    // Rule 3, free slot.
+    car.place(kind, part);
+    if (car.isComplete()) this.emit(carId, entry, car, "AWAITING_PRICE", timestamp, effects);
+    else effects.push({ type: "state", carId, state: stateOf(entry) });
     return effects;
   }
 
-  /** Closes every window that ends at or before `watermark` and forgets expired partIds. */
+  /**
+   * Closes every window with end <= watermark, in (end, carId) order, and forgets emitted
+   * partIds whose retention ended. The watermark never goes back (a smaller one is ignored),
+   * but an equal one still closes windows opened behind it since the last call.
+   */
   onWatermark(watermark: number): JoinEffect[] {
-    if (watermark <= this.watermark) return [];
-    this.watermark = watermark;
+    if (watermark > this.watermark) this.watermark = watermark;
+    const wm = this.watermark;
     const effects: JoinEffect[] = [];
-    for (const t of this.timers.popDue(watermark)) {
-      const entry = this.cars.get(t.carId);
-      if (!entry) continue;
-      if (entry.open && this.endOf(entry.open) === t.due) {
-        this.close(t.carId, entry, effects);
-      } else if (entry.recent?.some((r) => r.until === t.due)) {
-        entry.recent = entry.recent.filter((r) => r.until > watermark);
-        if (entry.recent.length === 0) delete entry.recent;
-        this.settle(t.carId, entry, effects);
+    const timers = this.timers;
+    while (timers.size > 0 && timers.peekDue() <= wm) {
+      const due = timers.peekDue();
+      const carId = timers.peekCarId()!;
+      timers.pop();
+      const entry = this.cars.get(carId);
+      if (entry === undefined) continue; // stale
+      // A window closes only on its own timer, so closes come out in exact (end, carId) order.
+      if (entry.open !== undefined && this.endOf(entry.open) === due) {
+        this.close(carId, entry, effects);
+      } else if (entry.recent !== undefined && entry.recent.some((r) => r.until <= wm)) {
+        const kept = entry.recent.filter((r) => r.until > wm);
+        this.setRecent(entry, kept.length > 0 ? kept : undefined);
+        this.settle(carId, entry, effects);
       }
     }
     return effects;
   }
 
-  /** Rebuilds a car's entry from its changelog state (after a restart or a rebalance). */
-  restore(carId: string, state: CarState): void {
-    const entry: Entry = {};
-    if (state.open) {
-      entry.open = state.open;
-      entry.openIds = new Set(partsOf(state.open).map((p) => p.partId));
-      this.open++;
-      this.timers.add(this.endOf(state.open), carId);
+  /**
+   * Rebuilds a carId from its changelog value (after a restart or a rebalance), re-arming its
+   * timers; null (a tombstone) forgets it. Entries may come in any order; a later one for the
+   * same carId replaces the earlier.
+   */
+  restore(carId: string, state: CarState | null): void {
+    const prev = this.cars.get(carId);
+    if (prev !== undefined) {
+      if (prev.open !== undefined) this.open--;
+      this.setRecent(prev, undefined);
+      this.cars.delete(carId);
     }
-    if (state.recent && state.recent.length > 0) {
-      entry.recent = state.recent;
+    if (state === null) return;
+    const entry: Entry = { open: undefined, recent: undefined };
+    if (state.open !== undefined) {
+      entry.open = OpenCar.fromState(state.open);
+      this.open++;
+      this.timers.add(this.endOf(entry.open), carId);
+    }
+    if (state.recent !== undefined && state.recent.length > 0) {
+      this.setRecent(entry, state.recent);
       for (const r of state.recent) this.timers.add(r.until, carId);
     }
-    if (entry.open || entry.recent) this.cars.set(carId, entry);
+    if (entry.open !== undefined || entry.recent !== undefined) this.cars.set(carId, entry);
   }
 
-  private endOf(car: OpenCarState): number {
+  private endOf(car: OpenCar): number {
     return car.firstPartAt + this.options.joinTimeoutMs;
   }
 
+  /** The window ended: the car leaves incomplete, stamped with the window's end. */
   private close(carId: string, entry: Entry, effects: JoinEffect[]): void {
-    const missing = carMissing(entry.open!);
-    this.emit(carId, entry, situationFor(missing), this.endOf(entry.open!), effects);
+    const car = entry.open!;
+    const missing = car.missing();
+    effects.push({ type: "emit", car: car.toCar(carId, situationFor(missing), missing, this.endOf(car)) });
+    this.leave(carId, entry, car, this.endOf(car), effects);
   }
 
-  /** The car leaves the join; its partIds stay known for the retention. */
-  private emit(carId: string, entry: Entry, situation: Car["situation"], at: number, effects: JoinEffect[]): void {
-    const open = entry.open!;
-    const car: Car = {
-      carId,
-      situation,
-      missing: carMissing(open),
-      ...(open.body ? { body: open.body } : {}),
-      ...(open.engine ? { engine: open.engine } : {}),
-      ...(open.remoteControl ? { remoteControl: open.remoteControl } : {}),
-      wheels: open.wheels,
-      firstPartAt: open.firstPartAt,
-      assembledAt: at,
-    };
-    effects.push({ type: "emit", car });
-    const until = at + this.options.dedupRetentionMs;
-    (entry.recent ??= []).push({ partIds: [...entry.openIds!], until });
-    this.timers.add(until, carId);
-    delete entry.open;
-    delete entry.openIds;
+  /** A complete car leaves at its completing part's timestamp. */
+  private emit(carId: string, entry: Entry, car: OpenCar, situation: "AWAITING_PRICE", at: number, effects: JoinEffect[]): void {
+    effects.push({ type: "emit", car: car.toCar(carId, situation, [], at) });
+    this.leave(carId, entry, car, at, effects);
+  }
+
+  /** The car is out of the join; its partIds stay known for the retention (from `at`, event time). */
+  private leave(carId: string, entry: Entry, car: OpenCar, at: number, effects: JoinEffect[]): void {
+    this.emitted++;
+    entry.open = undefined;
     this.open--;
+    if (this.options.dedupRetentionMs > 0) {
+      const until = at + this.options.dedupRetentionMs;
+      this.setRecent(entry, [...(entry.recent ?? []), { partIds: car.partIds(), until }]);
+      this.timers.add(until, carId);
+    }
     this.settle(carId, entry, effects);
   }
 
-  /** Writes the entry's state, or deletes it when nothing is left. */
+  private setRecent(entry: Entry, recent: readonly RecentCar[] | undefined): void {
+    if ((entry.recent === undefined) !== (recent === undefined)) this.remembered += recent === undefined ? -1 : 1;
+    entry.recent = recent;
+  }
+
+  /** Writes the carId's state, or deletes it when nothing is left. */
   private settle(carId: string, entry: Entry, effects: JoinEffect[]): void {
-    if (!entry.open && !entry.recent) {
+    if (entry.open === undefined && entry.recent === undefined) {
       this.cars.delete(carId);
       effects.push({ type: "state", carId, state: null });
     } else {
@@ -189,46 +246,14 @@ export class JoinShard {
 }
 
 function stateOf(entry: Entry): CarState {
-  return { ...(entry.open ? { open: entry.open } : {}), ...(entry.recent ? { recent: entry.recent } : {}) };
+  const s: CarState = {};
+  if (entry.open !== undefined) s.open = entry.open.toState();
+  if (entry.recent !== undefined) s.recent = entry.recent as RecentCar[];
+  return s;
 }
 
-function partsOf(car: OpenCarState): Part[] {
-  return [car.body, car.engine, car.remoteControl, ...car.wheels].filter((p): p is Part => p !== undefined);
-}
-
-function carMissing(car: OpenCarState) {
-  return missingKinds({
-    body: car.body !== undefined,
-    engine: car.engine !== undefined,
-    remoteControl: car.remoteControl !== undefined,
-    wheelPlacements: car.wheels.length,
-  });
-}
-
-function isComplete(car: OpenCarState): boolean {
-  return car.body !== undefined && car.engine !== undefined && car.remoteControl !== undefined && car.wheels.length === WHEELS_PER_CAR;
-}
-
-/** Why the part cannot take its slot, or undefined when the slot is free. */
-function slotConflict(car: OpenCarState, kind: PartKind, part: Part): string | undefined {
-  switch (kind) {
-    case "BODY":
-      return car.body ? `car ${part.carId} already has body ${car.body.partId}` : undefined;
-    case "ENGINE":
-      return car.engine ? `car ${part.carId} already has engine ${car.engine.partId}` : undefined;
-    case "REMOTE_CONTROL":
-      return car.remoteControl ? `car ${part.carId} already has remote control ${car.remoteControl.partId}` : undefined;
-    case "WHEEL": {
-      const placement = (part as Wheel).placement;
-      const taken = car.wheels.find((w) => w.placement === placement);
-      return taken ? `car ${part.carId} already has a ${placement} wheel ${taken.partId}` : undefined;
-    }
-  }
-}
-
-function place(car: OpenCarState, kind: PartKind, part: Part): void {
-  if (kind === "BODY") car.body = part as Body;
-  else if (kind === "ENGINE") car.engine = part as Engine;
-  else if (kind === "REMOTE_CONTROL") car.remoteControl = part as RemoteControl;
-  else car.wheels.push(part as Wheel);
+function remembers(recent: readonly RecentCar[] | undefined, partId: string, timestamp: number): boolean {
+  if (recent === undefined) return false;
+  for (const r of recent) if (timestamp < r.until && r.partIds.includes(partId)) return true;
+  return false;
 }
