@@ -6,6 +6,8 @@ import { MISSING_ORDER, situationFor } from "../src/domain.ts";
 import { JoinShard, type CarState, type JoinEffect } from "../src/join/shard.ts";
 import { TimerHeap } from "../src/join/timers.ts";
 import { decodeCarState, encodeCarState } from "../src/state/codec.ts";
+import { decodeWaitingCar, encodeWaitingCar } from "../src/state/waiting.ts";
+import { pack } from "msgpackr";
 import { createRng, type Rng } from "../src/generate/prng.ts";
 
 const T = 5000;
@@ -320,6 +322,15 @@ describe("state codec", () => {
     const bytes = encodeCarState(state);
     expect(decodeCarState(bytes)).toEqual(state);
     expect(bytes.length).toBeLessThan(JSON.stringify(state).length);
+  });
+
+  test("a waiting car round-trips as JSON, and an entry written as MessagePack by an earlier version still reads", () => {
+    const car = { carId: "c", situation: "AWAITING_PRICE", missing: [], body: { ...(part("c", "BODY", "B") as Body), note: null, inspector: "Zoë ✓" } as Body, wheels: [part("c", "WHEEL", "FL") as Wheel], firstPartAt: 1, assembledAt: 2 } as unknown as Car;
+    const bytes = encodeWaitingCar(car, 1_790_000_000_000);
+    expect(bytes[0]).toBe("{".charCodeAt(0));
+    expect(decodeWaitingCar(bytes)).toEqual({ car, waitingSince: 1_790_000_000_000 });
+    expect(decodeWaitingCar(pack({ car, waitingSince: 5 }))).toEqual({ car, waitingSince: 5 });
+    for (const bad of [Buffer.from("{not json"), Buffer.from('{"car":{}}'), pack({ waitingSince: 1 }), pack([1, 2])]) expect(() => decodeWaitingCar(bad)).toThrow(/changelog/);
   });
 
   test("refuses bytes that are not a join state", () => {

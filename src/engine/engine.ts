@@ -185,7 +185,8 @@ export class Engine {
     if (!task || task.state !== "active") return;
     const expected = task.expected.get(role);
     if (expected === undefined) return;
-    const fresh = messages.filter((m) => BigInt(m.offset) >= expected);
+    // Offsets ascend within a batch: only a batch that straddles `expected` needs filtering.
+    const fresh = messages.length > 0 && BigInt(messages[0]!.offset) >= expected ? messages : messages.filter((m) => BigInt(m.offset) >= expected);
     if (fresh.length === 0) return;
     task.expected.set(role, BigInt(fresh[fresh.length - 1]!.offset) + 1n);
     const topic = this.topics[role];
@@ -362,9 +363,10 @@ export class Engine {
       room -= records.length;
       const parts: RoutedPart[] = [];
       task.raw.clear();
+      const lastOffset = new Map<string, string>();
       for (const { role, record } of records) {
         const topic = this.topics[role];
-        task.offsets.set(topic, (BigInt(record.offset) + 1n).toString());
+        lastOffset.set(topic, record.offset);
         const source = { topic, partition: task.partition, offset: record.offset };
         if (record.decoded.ok) {
           parts.push({ kind: KIND_OF_ROLE[role], part: record.decoded.part, timestamp: record.timestamp, source });
@@ -373,6 +375,7 @@ export class Engine {
           task.pending.push(this.deadLetter(source, record.key, record.value, record.decoded.reason));
         }
       }
+      for (const [topic, offset] of lastOffset) task.offsets.set(topic, (BigInt(offset) + 1n).toString());
       batches.push({ partition: task.partition, parts, watermark });
       for (const role of task.paused) {
         if (!task.group.isFull(role)) {
@@ -384,8 +387,9 @@ export class Engine {
     if (batches.length > 0) {
       const results = await this.pool.process(batches);
       let open = 0;
-      for (const r of results) {
+      for (const [w, r] of results.entries()) {
         open += r.openCars;
+        this.metrics.heapUsed.set({ thread: `join-${w}` }, r.heapUsedBytes);
         for (const out of r.outputs) this.apply(out, now);
       }
       this.metrics.openCars.set({}, open);
@@ -416,7 +420,7 @@ export class Engine {
         if (car.situation === "AWAITING_PRICE" as string) {
           const key = priceKey(car.carId, car.firstPartAt);
           this.pricedPartition.set(key, out.partition);
-          task.changelog.set(key, Buffer.from(encodeWaitingCar(car, now)));
+          task.changelog.set(key, encodeWaitingCar(car, now));
           this.pricing.add(car, now);
         } else {
           task.pending.push(this.carRecord(car));
@@ -437,7 +441,7 @@ export class Engine {
 
   private carRecord(car: Car): OutRecord {
     const topic = car.situation === "COMPLETED" ? this.topics.completed : this.topics.incomplete;
-    return { topic, key: car.carId, value: JSON.stringify(car) };
+    return { topic, key: car.carId, value: JSON.stringify(car), situation: car.situation };
   }
 
   private deadLetter(source: { topic: string; partition: number; offset: string }, key: Buffer | null, value: Buffer | null, reason: string): OutRecord {
@@ -449,7 +453,7 @@ export class Engine {
       value: value === null ? "" : value.toString("base64"),
       reason,
     };
-    return { topic: this.topics.dlq, key: letter.key, value: JSON.stringify(letter) };
+    return { topic: this.topics.dlq, key: letter.key, value: JSON.stringify(letter), situation: "DEAD_LETTER" };
   }
 
   /** Pricing full → stop reading input (the join of cars already read goes on). */
@@ -475,10 +479,7 @@ export class Engine {
         const changelog = [...task.changelog].map(([key, value]) => ({ topic: this.topics.changelog, partition: task.partition, key, value }));
         await task.sink.commit([...task.pending, ...changelog], offsets);
         this.metrics.commitLatency.observe((performance.now() - t0) / 1000);
-        for (const r of task.pending) {
-          const situation = r.topic === this.topics.dlq ? "DEAD_LETTER" : (JSON.parse(String(r.value)) as Car).situation;
-          this.metrics.recordsOut.add({ topic: r.topic, situation }, 1);
-        }
+        for (const r of task.pending) this.metrics.recordsOut.add({ topic: r.topic, situation: r.situation ?? "" }, 1);
         task.pending = [];
         task.changelog.clear();
         task.offsets.clear();

@@ -67,12 +67,14 @@ export class EngineMetrics {
   readonly priceWaiting = new Family("rccar_price_waiting_seconds_total", "time with cars waiting for prices", "counter");
   readonly transactions = new Family("rccar_transactions_total", "Kafka transactions, by result", "counter");
   readonly rss = new Family("process_resident_memory_bytes", "resident memory of the engine process", "gauge");
+  readonly heapUsed = new Family("rccar_heap_used_bytes", "JavaScript heap in use, by thread (main, join-0, join-1, ...)", "gauge");
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5]);
   readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]);
 
   render(): string {
     this.rss.set({}, process.memoryUsage.rss());
-    const all = [this.rss, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
+    this.heapUsed.set({ thread: "main" }, process.memoryUsage().heapUsed);
+    const all = [this.rss, this.heapUsed, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
     return all.map((f) => f.render()).join("\n") + "\n";
   }
 }

@@ -7,12 +7,14 @@ export interface EngineCounters {
   inFlight: number;
   openCars: number;
   rssBytes: number;
+  /** JavaScript heap in use by thread: main, join-0, join-1, ... */
+  heapUsedBytes: Record<string, number>;
   priceSaturatedS: number;
   priceWaitingS: number;
 }
 
 export function parseMetrics(text: string): EngineCounters {
-  const c: EngineCounters = { recordsIn: 0, carsOut: {}, deadLetters: 0, waiting: 0, inFlight: 0, openCars: 0, rssBytes: 0, priceSaturatedS: 0, priceWaitingS: 0 };
+  const c: EngineCounters = { recordsIn: 0, carsOut: {}, deadLetters: 0, waiting: 0, inFlight: 0, openCars: 0, rssBytes: 0, heapUsedBytes: {}, priceSaturatedS: 0, priceWaitingS: 0 };
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line === "") continue;
     const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -27,6 +29,7 @@ export function parseMetrics(text: string): EngineCounters {
     else if (name === "rccar_price_requests_in_flight") c.inFlight = v;
     else if (name === "rccar_open_cars") c.openCars = v;
     else if (name === "process_resident_memory_bytes") c.rssBytes = v;
+    else if (name === "rccar_heap_used_bytes") c.heapUsedBytes[/thread="([\w-]+)"/.exec(labels)?.[1] ?? "?"] = v;
     else if (name === "rccar_price_saturated_seconds_total") c.priceSaturatedS = v;
     else if (name === "rccar_price_waiting_seconds_total") c.priceWaitingS = v;
   }

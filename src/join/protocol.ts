@@ -38,4 +38,6 @@ export type JoinOutput =
 export interface JoinTaskResult {
   outputs: JoinOutput[];
   openCars: number;
+  /** The worker's JavaScript heap in use (each worker is an isolate of its own). */
+  heapUsedBytes: number;
 }

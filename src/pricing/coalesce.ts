@@ -55,6 +55,14 @@ export function partsOfCar(car: Car): Part[] {
 
 export class PriceCoalescer {
   private readonly cars = new Map<string, WaitingCar>();
+  /**
+   * Waiting cars by deadline, a binary min-heap. The shell asks for the next deadline and
+   * expires cars on every add and every response; scanning up to PRICE_MAX_WAITING_CARS cars
+   * each time made adding a batch of cars quadratic and stalled the event loop. Cars that
+   * finish stay in the heap until they surface (checked against `cars`), and it is rebuilt
+   * once such leftovers outnumber the waiting cars, so it stays O(waiting).
+   */
+  private deadlines: WaitingCar[] = [];
   private readonly skus = new Map<string, SkuState>();
   /** SKUs that need a request, oldest waiter first. */
   private readonly queue: string[] = [];
@@ -77,6 +85,7 @@ export class PriceCoalescer {
     if (this.cars.has(key)) return;
     const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partsOfCar(car).map((p) => p.sku)), cents: new Map() };
     this.cars.set(key, w);
+    this.pushDeadline(w);
     for (const sku of w.skus) {
       const cached = this.cache.get(sku);
       if (cached && this.options.cacheTtlMs > 0 && now - cached.at < this.options.cacheTtlMs) {
@@ -160,8 +169,7 @@ export class PriceCoalescer {
 
   /** Cars past their deadline end FAILED_GET_PRICE. */
   expire(now: number): void {
-    for (const w of this.cars.values()) {
-      if (w.deadline > now) continue;
+    for (let w = this.earliest(); w !== undefined && w.deadline <= now; w = this.earliest()) {
       const missing = [...w.skus].filter((sku) => !w.cents.has(sku));
       const why = w.failures ? [...w.failures].map(([r, n]) => (n > 1 ? `${r} (${n}×)` : r)).join(", ") : "no request for these SKUs finished yet";
       this.finished.push({
@@ -183,9 +191,42 @@ export class PriceCoalescer {
 
   /** The earliest deadline among waiting cars. */
   nextDeadline(): number | undefined {
-    let at: number | undefined;
-    for (const w of this.cars.values()) at = Math.min(at ?? w.deadline, w.deadline);
-    return at;
+    return this.earliest()?.deadline;
+  }
+
+  /** The waiting car with the earliest deadline; drops finished cars off the top on the way. */
+  private earliest(): WaitingCar | undefined {
+    const h = this.deadlines;
+    while (h.length > 0 && this.cars.get(h[0]!.key) !== h[0]) this.popDeadline();
+    return h[0];
+  }
+
+  private pushDeadline(w: WaitingCar): void {
+    const h = this.deadlines;
+    let i = h.push(w) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]!.deadline <= w.deadline) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = w;
+  }
+
+  private popDeadline(): void {
+    const h = this.deadlines;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= h.length) break;
+      if (child + 1 < h.length && h[child + 1]!.deadline < h[child]!.deadline) child++;
+      if (h[child]!.deadline >= last.deadline) break;
+      h[i] = h[child]!;
+      i = child;
+    }
+    h[i] = last;
   }
 
   private sku(sku: string): SkuState {
@@ -221,5 +262,10 @@ export class PriceCoalescer {
   private forget(w: WaitingCar): void {
     this.cars.delete(w.key);
     for (const sku of w.skus) this.skus.get(sku)?.waiters.delete(w.key);
+    // Rebuilding costs O(waiting) once per ~waiting forgotten cars: O(1) amortised.
+    if (this.deadlines.length > 2 * this.cars.size + 64) {
+      this.deadlines = [];
+      for (const live of this.cars.values()) this.pushDeadline(live);
+    }
   }
 }

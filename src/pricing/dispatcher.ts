@@ -33,10 +33,12 @@ export class PricingDispatcher {
   private open = 0;
   private readonly controllers = new Set<AbortController>();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires. */
+  private timerAt: number | undefined;
   private stopped = false;
-  /** Time spent with maxInFlight requests open while cars waited, for the bench. */
-  saturatedMs = 0;
-  waitingMs = 0;
+  private saturatedBefore = 0;
+  private waitingBefore = 0;
+  /** Since when the current state (cars waiting or not, requests open) has held. */
   private lastSample: number;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -61,22 +63,37 @@ export class PricingDispatcher {
     return this.policy.waiting;
   }
 
+  /** Time spent with maxInFlight requests open while cars waited, for the bench; up to now. */
+  get saturatedMs(): number {
+    return this.saturatedBefore + (this.saturated() ? Math.max(0, this.now() - this.lastSample) : 0);
+  }
+
+  /** Time spent with cars waiting, up to now. */
+  get waitingMs(): number {
+    return this.waitingBefore + (this.policy.waiting > 0 ? Math.max(0, this.now() - this.lastSample) : 0);
+  }
+
   isFull(): boolean {
     return this.policy.isFull();
   }
 
   add(car: Car, waitingSince: number): void {
-    this.policy.add(car, waitingSince, this.now());
+    const now = this.now();
+    this.sample(now);
+    this.policy.add(car, waitingSince, now);
     this.pump();
   }
 
   removeWhere(pred: (car: Car) => boolean): void {
+    this.sample(this.now());
     this.policy.removeWhere(pred);
   }
 
   /** Cars finished (COMPLETED or FAILED_GET_PRICE) since the last call. */
   drainFinished(): Car[] {
-    this.policy.expire(this.now());
+    const now = this.now();
+    this.sample(now);
+    this.policy.expire(now);
     return this.policy.drainFinished();
   }
 
@@ -87,12 +104,22 @@ export class PricingDispatcher {
     while (this.open > 0) await Bun.sleep(5);
   }
 
+  private saturated(): boolean {
+    return this.policy.waiting > 0 && this.open >= this.options.maxInFlight;
+  }
+
+  /**
+   * Closes the interval since the last sample with the state that held during it. Called
+   * before anything that changes the waiting cars or the open requests: sampling after the
+   * change judged the interval by its end, so the time before the first car (the engine
+   * starting, the consumer joining) counted as cars waiting with nothing open.
+   */
   private sample(now: number): void {
-    const dt = now - this.lastSample;
-    this.lastSample = now;
+    const dt = Math.max(0, now - this.lastSample);
+    this.lastSample = Math.max(this.lastSample, now);
     if (this.policy.waiting > 0) {
-      this.waitingMs += dt;
-      if (this.open >= this.options.maxInFlight) this.saturatedMs += dt;
+      this.waitingBefore += dt;
+      if (this.open >= this.options.maxInFlight) this.saturatedBefore += dt;
     }
   }
 
@@ -102,24 +129,45 @@ export class PricingDispatcher {
     const now = this.now();
     this.sample(now);
     this.policy.expire(now);
-    while (this.open < this.options.maxInFlight) {
-      if (this.bucket.nextAvailableAt(now) > now) break;
+    this.arm(now, earliest(this.fill(now), this.policy.nextDeadline()));
+  }
+
+  /** Sends while a slot, a token and a due SKU are there; returns when to try again, if ever. */
+  private fill(now: number): number | undefined {
+    for (;;) {
+      // All slots taken: the next response pumps again, no timer needed for sending.
+      if (this.open >= this.options.maxInFlight) return undefined;
+      const token = this.bucket.nextAvailableAt(now);
+      if (token > now) return this.policy.waiting > 0 ? token : undefined;
       const req = this.policy.nextRequest(now);
-      if (!req) break;
+      // Nothing due now: every SKU cars wait for is in flight or backing off.
+      if (!req) return this.policy.nextRetryAt();
       this.bucket.tryTake(now);
       this.send(req);
     }
-    this.arm(now);
   }
 
-  private arm(now: number): void {
+  /**
+   * Wakes the pump when something can happen without a response: a deadline, a backoff
+   * ending, a token while a slot is free. Arming for "a token is there now" whatever the
+   * state fired every millisecond while all slots were taken, each time scanning the
+   * waiting cars.
+   */
+  private arm(now: number, at: number | undefined): void {
+    if (at === undefined) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = this.timerAt = undefined;
+      return;
+    }
+    const fireAt = Math.min(Math.max(now + 1, at), now + 1000);
+    // A timer due no later is kept: when it fires early, the pump re-arms for the rest.
+    if (this.timer && this.timerAt !== undefined && this.timerAt <= fireAt) return;
     if (this.timer) clearTimeout(this.timer);
-    const candidates = [this.policy.nextDeadline(), this.policy.nextRetryAt(), this.policy.waiting > 0 ? this.bucket.nextAvailableAt(now) : undefined].filter(
-      (t): t is number => t !== undefined,
-    );
-    if (candidates.length === 0) return;
-    const at = Math.max(now + 1, Math.min(...candidates));
-    this.timer = setTimeout(() => this.pump(), Math.min(at - now, 1000));
+    this.timerAt = fireAt;
+    this.timer = setTimeout(() => {
+      this.timer = this.timerAt = undefined;
+      this.pump();
+    }, fireAt - now);
   }
 
   private send(req: PriceRequest): void {
@@ -138,6 +186,10 @@ export class PricingDispatcher {
       const now = this.now();
       this.sample(now);
       this.open--;
+      // Refill the slot before pricing the response's cars (hundreds with a shared SKU), so
+      // that work does not keep it empty. The answered SKU still counts as in flight here, so
+      // its next request waits for the pump below, after the cars it priced are gone.
+      if (!this.stopped) this.fill(now);
       const ok = "cents" in result;
       this.options.onRequest?.(performance.now() - started, ok);
       if (ok) this.policy.succeeded(req, result.cents, now);
@@ -160,4 +212,8 @@ export class PricingDispatcher {
       })
       .then(done);
   }
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
