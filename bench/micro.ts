@@ -7,7 +7,9 @@ import { JoinShard } from "../src/join/shard.ts";
 import { TimerHeap } from "../src/join/timers.ts";
 import { shardOf } from "../src/join/route.ts";
 import { TokenBucket } from "../src/pricing/token-bucket.ts";
-import type { Part } from "../src/domain.ts";
+import { PriceCoalescer } from "../src/pricing/coalesce.ts";
+import { encodeWaitingCar } from "../src/state/waiting.ts";
+import type { Car, Part } from "../src/domain.ts";
 
 export interface MicroResult {
   opsPerSecond: Record<string, number>;
@@ -31,6 +33,15 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
   let t = 0;
   const heap = new TimerHeap();
   const bucket = new TokenBucket(1e9, 1e9);
+  // The pricing dispatcher's work per assembled car with 10,000+ cars already waiting (they
+  // pile up: nothing answers): add it, expire, ask for the next deadline, as every add and
+  // every response makes the shell do.
+  const car = (n: number): Car =>
+    ({ carId: `car-${n}`, situation: "AWAITING_PRICE", missing: [], body: { ...body, carId: `car-${n}` }, engine: { carId: `car-${n}`, partId: `e${n}`, sku: "EN-0001" }, remoteControl: { carId: `car-${n}`, partId: `r${n}`, sku: "RC-0001", channelFrequency: "RF_27" }, wheels: ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((p) => wheel(n, p)), firstPartAt: 0, assembledAt: 0 }) as Car;
+  const waitingSet = new PriceCoalescer({ deadlineMs: 1e12, maxWaitingCars: 1e9, cacheTtlMs: 0, retryBaseMs: 100, retryMaxMs: 1000, random: Math.random });
+  for (let n = 0; n < 10_000; n++) waitingSet.add(car(n), n, n);
+  let nextCar = 10_000;
+  const assembled = car(1);
 
   const bench = new Bench({ time: 400 });
   bench
@@ -49,7 +60,15 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
       heap.popDue(t);
     })
     .add("shard routing of a carId", () => void shardOf("car-123456-x", 16))
-    .add("token bucket take", () => void bucket.tryTake(++t));
+    .add("token bucket take", () => void bucket.tryTake(++t))
+    .add("pricing: add a car + expire + next deadline, ≥ 10,000 waiting", () => {
+      const n = nextCar++;
+      waitingSet.add(car(n), n, n);
+      waitingSet.expire(n);
+      waitingSet.nextDeadline();
+    })
+    .add("waiting-car changelog entry (JSON)", () => void encodeWaitingCar(assembled, 1))
+    .add("the same entry as msgpackr", () => void pack({ car: assembled, waitingSince: 1 }));
   log("micro: tinybench ...");
   await bench.run();
   const ops: Record<string, number> = {};

@@ -25,6 +25,13 @@ export interface ConsumedOffset {
 
 export class FencedError extends Error {}
 
+/**
+ * How long open() may take. Fencing is one InitProducerId round (kafkajs retries it while the
+ * coordinator loads); once, right after a broker restart, it never answered and the engine
+ * sat in open() for minutes with no error. Past this the caller gets an error and rebuilds.
+ */
+const OPEN_TIMEOUT_MS = 30_000;
+
 export class PartitionSink {
   private producer: Producer | undefined;
 
@@ -47,12 +54,27 @@ export class PartitionSink {
       transactionTimeout: 60_000,
       createPartitioner: murmur2Partitioner,
     });
-    await producer.connect();
-    // kafkajs's connect() does not send the transactional id (it initialises a plain
-    // idempotent producer); only the first transaction() does. Begin and abort an empty one
-    // (no EndTxn is sent for it) to run InitProducerId now.
-    const tx = await producer.transaction();
-    await tx.abort();
+    const opening = (async () => {
+      await producer.connect();
+      // kafkajs's connect() does not send the transactional id (it initialises a plain
+      // idempotent producer); only the first transaction() does. Begin and abort an empty one
+      // (no EndTxn is sent for it) to run InitProducerId now.
+      const tx = await producer.transaction();
+      await tx.abort();
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`opening transactional id ${this.transactionalId} took more than ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([opening, timedOut]);
+    } catch (e) {
+      // Whenever the abandoned attempt settles, its connections go; the next open() fences it.
+      void opening.catch(() => {}).finally(() => producer.disconnect().catch(() => {}));
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     this.producer = producer;
   }
 
