@@ -5,6 +5,7 @@ import { topicsOf } from "../src/config.ts";
 import { generate } from "../src/generate/index.ts";
 import { OutputWatcher, type LatencySummary } from "../src/verify/watch.ts";
 import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
+import { CpuMeter } from "./cpu.ts";
 
 export interface LatencyResult {
   rate: number;
@@ -14,9 +15,11 @@ export interface LatencyResult {
   incomplete: LatencySummary;
   peakRssMb: number;
   openCarsSeries: number[];
+  /** % of one core while the input ran, by process (the machine has 2 cores: 200 % is all of it). */
+  cpuPercent: Record<string, number>;
 }
 
-export async function runLatency(base: KafkaSettings, rate: number, seconds: number, progress: (line: string) => void): Promise<LatencyResult> {
+export async function runLatency(base: KafkaSettings, rate: number, seconds: number, brokerPid: number | undefined, progress: (line: string) => void): Promise<LatencyResult> {
   const kafka = await freshPrefix(base, "latency");
   const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0, maxConcurrency: 5 });
   const e = engine(kafka, api, "latency");
@@ -33,12 +36,15 @@ export async function runLatency(base: KafkaSettings, rate: number, seconds: num
       openCars.push(m.openCars);
       progress(`latency: ${watcher.seen()} cars visible, ${m.openCars} open, RSS ${Math.round(m.rssBytes / 1e6)} MB`);
     }, 1000);
+    const cpu = new CpuMeter({ broker: brokerPid, engine: e.pid, "generator + watcher": process.pid });
+    cpu.begin();
     const manifest = await generate({ cars: rate * seconds, seed: 9, rate, missingEngine: 0.01, skus: 20, batchSize: 200 }, kafka);
+    const cpuPercent = cpu.end();
     await waitForOutputs(e, manifest.cars.length + manifest.deadLetters.length, Date.now(), 120_000, () => {});
     await Bun.sleep(1000);
     clearInterval(sampler);
     const l = watcher.latencies(manifest);
-    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars };
+    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars, cpuPercent };
   } finally {
     await watcher.stop();
     await e.kill9();

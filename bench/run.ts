@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { resolve } from "node:path";
 import { benchSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
-import { startBroker } from "../src/local/broker.ts";
+import { brokerStatus, startBroker } from "../src/local/broker.ts";
 import { runE2e, type E2eResult } from "./e2e.ts";
 import { runLatency, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
@@ -20,9 +20,11 @@ const parts = new Set(settings.parts.split(","));
 const progress = (line: string) => process.stderr.write(`\r\x1b[K[bench] ${line.slice(0, 150)}`);
 const log = (line: string) => process.stderr.write(`\r\x1b[K[bench] ${line}\n`);
 
+let brokerPid: number | undefined;
 if (!kafkaBrokersGiven() && [...parts].some((p) => p !== "micro")) {
   const local = loadSettings(localBrokerSpec, { env, argv: [] });
   await startBroker(local, { ...kafka, brokers: [`127.0.0.1:${local.port}`] }, log);
+  brokerPid = brokerStatus(local).pid;
 }
 
 const results: { machine: Record<string, string | number>; micro?: MicroResult; e2e?: E2eResult; latency?: LatencyResult[]; pricing?: PricingRun[]; memory?: MemoryResult } = {
@@ -33,7 +35,7 @@ if (parts.has("micro")) results.micro = await runMicro(log);
 if (parts.has("e2e")) results.e2e = await runE2e(kafka, settings.cars, settings.workers.split(",").map(Number), progress);
 if (parts.has("latency")) {
   results.latency = [];
-  for (const rate of settings.latencyRates.split(",").map(Number)) results.latency.push(await runLatency(kafka, rate, settings.latencySeconds, progress));
+  for (const rate of settings.latencyRates.split(",").map(Number)) results.latency.push(await runLatency(kafka, rate, settings.latencySeconds, brokerPid, progress));
 }
 if (parts.has("pricing")) results.pricing = await runPricing(kafka, settings.pricingSeconds, progress);
 if (parts.has("memory")) results.memory = await runMemory(kafka, settings.openCars, progress);
@@ -60,6 +62,7 @@ for (const [i, l] of (results.latency ?? []).entries()) {
   rows.push([`latency: COMPLETED, last part → visible @ ${l.rate} cars/s`, `p50 ${l.completed.p50} ms, p99 ${l.completed.p99} ms, max ${l.completed.max} ms`, i === 0 ? target(l.completed.p99 <= 250, "p99 ≤ 250 ms") : ""]);
   rows.push([`latency: incomplete, window end → visible @ ${l.rate} cars/s`, `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
   rows.push([`latency: peak RSS / open cars (max) @ ${l.rate} cars/s`, `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
+  rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);
 }
 for (const p of results.pricing ?? []) {
   rows.push([`pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`, `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`, p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : ""]);

@@ -19,6 +19,11 @@ export class EngineProcess {
     private readonly logDir = join(root, ".local", "test-logs"),
   ) {}
 
+  /** The running engine's pid, if it runs. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
