@@ -10,9 +10,11 @@ import { TokenBucket } from "../src/pricing/token-bucket.ts";
 import { PriceCoalescer } from "../src/pricing/coalesce.ts";
 import { encodeWaitingCar } from "../src/state/waiting.ts";
 import type { Car, Part } from "../src/domain.ts";
+import { pack as packRecords } from "../src/join/batch.ts";
 
 export interface MicroResult {
   opsPerSecond: Record<string, number>;
+  /** Part objects by structured clone (the engine before 2026-11) vs raw records packed and moved (now). */
   hopNsPerRecord: Record<string, number>;
   joinNsPerPart: number;
   hopStopsDominatingAt: number | null;
@@ -75,20 +77,31 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
   for (const task of bench.tasks) ops[task.name] = Math.round((task.result as { throughput?: { mean: number } }).throughput?.mean ?? 0);
   const joinNsPerPart = 1e9 / ops["join step (one part)"]!;
 
-  // The worker hop: a batch of N part-sized records to a worker and back.
+  // The worker hop: a batch of N part-sized records to a worker and back, as part objects
+  // (structured clone) and as the engine sends them now (raw bytes packed into one buffer
+  // that is moved, packing included).
   const pool = new Piscina({ filename: new URL("./echo-worker.ts", import.meta.url).pathname, minThreads: 1, maxThreads: 1, idleTimeout: Infinity });
   const hop: Record<string, number> = {};
   let stopsAt: number | null = null;
   for (const n of [1, 10, 100, 1000, 10000]) {
-    const batch = Array.from({ length: n }, (_, k) => ({ kind: "WHEEL", part: parts[k % parts.length]!.part, timestamp: k, source: { topic: "t", partition: 0, offset: String(k) } }));
     const rounds = Math.max(5, Math.floor(20000 / n));
-    await pool.run(batch);
-    const t0 = performance.now();
-    for (let r = 0; r < rounds; r++) await pool.run(batch);
-    const nsPerRecord = ((performance.now() - t0) * 1e6) / (rounds * n);
-    hop[`batch ${n}`] = Math.round(nsPerRecord);
-    if (stopsAt === null && nsPerRecord < joinNsPerPart) stopsAt = n;
-    log(`micro: worker hop batch ${n}: ${Math.round(nsPerRecord)} ns/record`);
+    const objects = Array.from({ length: n }, (_, k) => ({ kind: "WHEEL", part: parts[k % parts.length]!.part, timestamp: k, source: { topic: "t", partition: 0, offset: String(k) } }));
+    const raw = objects.map((o, k) => ({ role: "wheel" as const, record: { offset: String(k), timestamp: k, key: Buffer.from(o.part.carId), value: Buffer.from(JSON.stringify(o.part)) } }));
+    const perRecord = async (send: () => Promise<unknown>) => {
+      await send();
+      const t0 = performance.now();
+      for (let r = 0; r < rounds; r++) await send();
+      return ((performance.now() - t0) * 1e6) / (rounds * n);
+    };
+    const cloned = await perRecord(() => pool.run(objects));
+    const moved = await perRecord(() => {
+      const b = packRecords(0, raw, 0);
+      return pool.run(b, { transferList: [b.meta.buffer, b.bytes.buffer] } as unknown as Parameters<Piscina["run"]>[1]);
+    });
+    hop[`batch ${n}, part objects cloned`] = Math.round(cloned);
+    hop[`batch ${n}, raw records packed and moved`] = Math.round(moved);
+    if (stopsAt === null && moved < joinNsPerPart) stopsAt = n;
+    log(`micro: worker hop batch ${n}: ${Math.round(cloned)} ns/record cloned, ${Math.round(moved)} ns/record packed`);
   }
   await pool.destroy();
   return { opsPerSecond: ops, hopNsPerRecord: hop, joinNsPerPart: Math.round(joinNsPerPart), hopStopsDominatingAt: stopsAt };

@@ -6,27 +6,21 @@ import type { Kafka, KafkaMessage } from "kafkajs";
 import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
 import { ConfigError, topicsOf } from "../config.ts";
 import type { Car, DeadLetter, InputRole } from "../domain.ts";
-import { INPUT_ROLES, KIND_OF_ROLE } from "../domain.ts";
+import { INPUT_ROLES } from "../domain.ts";
 import { createKafka, ensureTopics } from "../kafka.ts";
-import { decodePart, type Decoded } from "../ingest/decode.ts";
-import { PartitionGroup } from "../ingest/merge.ts";
+import { PartitionGroup, type Released } from "../ingest/merge.ts";
 import { InputSource } from "../ingest/source.ts";
 import { JoinPool } from "../join/pool.ts";
-import type { JoinOutput, RoutedPart } from "../join/protocol.ts";
+import type { JoinOutput, RawRecord } from "../join/protocol.ts";
 import { PricingDispatcher } from "../pricing/dispatcher.ts";
 import { joinKey, parseKey, priceKey, restorePartitions } from "../state/changelog.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../state/waiting.ts";
 import { PartitionSink, type OutRecord } from "../sink/transactions.ts";
 import { EngineMetrics } from "./metrics.ts";
 
-/** What the merger holds per record: the decoded part, or why it could not be decoded. */
-export interface InputRecord {
-  offset: string;
-  timestamp: number;
+/** What the merger holds per record: the raw record (the join workers decode it) and when it was fetched. */
+export interface InputRecord extends RawRecord {
   fetchedAt: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  decoded: Decoded;
 }
 
 type TaskState = "restoring" | "active";
@@ -47,8 +41,10 @@ interface PartitionTask {
   changelog: Map<string, Buffer | null>;
   /** Next offset per input topic, of records already processed but not yet committed. */
   offsets: Map<string, string>;
-  /** Raw input of parts handed to workers this tick, for dead letters of conflicts. */
-  raw: Map<string, { key: Buffer | null; value: Buffer | null }>;
+  /** The records handed to the workers this tick: the bytes a dead letter carries. */
+  released: ReadonlyArray<Released<InputRecord>>;
+  /** `topic:offset` → record, built on the tick's first dead letter (most ticks have none). */
+  releasedIndex: Map<string, InputRecord> | undefined;
   paused: Set<InputRole>;
   /**
    * Next offset expected per input topic since the task rewound to the committed offsets.
@@ -94,6 +90,8 @@ export class Engine {
       shards: settings.shards,
       joinTimeoutMs: settings.joinTimeoutMs,
       dedupRetentionMs: settings.dedupRetentionMs,
+      maxPartBytes: settings.maxPartBytes,
+      topics: this.topics,
     });
     this.pricing = new PricingDispatcher({
       baseUrl: settings.priceApiUrl,
@@ -110,7 +108,7 @@ export class Engine {
     });
     this.source = new InputSource(
       this.kafka,
-      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs },
+      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs, log: (line) => this.log(line) },
       {
         onRecords: (role, partition, messages, fetchedAt, atLogEnd) => this.onRecords(role, partition, messages, fetchedAt, atLogEnd),
         onCaughtUp: (role, partition, at) => this.tasks.get(partition)?.group.markCaughtUp(role, at),
@@ -196,7 +194,6 @@ export class Engine {
       fetchedAt,
       key: m.key,
       value: m.value,
-      decoded: decodePart(role, m.key, m.value, this.settings.maxPartBytes),
     }));
     this.metrics.recordsIn.add({ topic }, records.length);
     task.group.push(role, records, fetchedAt);
@@ -255,7 +252,8 @@ export class Engine {
           pending: [],
           changelog: new Map(),
           offsets: new Map(),
-          raw: new Map(),
+          released: [],
+          releasedIndex: undefined,
           paused: new Set(),
           expected: new Map(),
         });
@@ -361,22 +359,12 @@ export class Engine {
     for (const task of ordered) {
       const { records, watermark } = task.group.drain(room);
       room -= records.length;
-      const parts: RoutedPart[] = [];
-      task.raw.clear();
+      task.released = records;
+      task.releasedIndex = undefined;
       const lastOffset = new Map<string, string>();
-      for (const { role, record } of records) {
-        const topic = this.topics[role];
-        lastOffset.set(topic, record.offset);
-        const source = { topic, partition: task.partition, offset: record.offset };
-        if (record.decoded.ok) {
-          parts.push({ kind: KIND_OF_ROLE[role], part: record.decoded.part, timestamp: record.timestamp, source });
-          task.raw.set(`${topic}:${record.offset}`, { key: record.key, value: record.value });
-        } else {
-          task.pending.push(this.deadLetter(source, record.key, record.value, record.decoded.reason));
-        }
-      }
+      for (const { role, record } of records) lastOffset.set(this.topics[role], record.offset);
       for (const [topic, offset] of lastOffset) task.offsets.set(topic, (BigInt(offset) + 1n).toString());
-      batches.push({ partition: task.partition, parts, watermark });
+      batches.push({ partition: task.partition, records, watermark });
       for (const role of task.paused) {
         if (!task.group.isFull(role)) {
           task.paused.delete(role);
@@ -411,7 +399,7 @@ export class Engine {
         task.changelog.set(joinKey(out.carId), out.value === null ? null : Buffer.from(out.value));
         return;
       case "deadLetter": {
-        const raw = task.raw.get(`${out.source.topic}:${out.source.offset}`);
+        const raw = this.releasedRecord(task, out.source.topic, out.source.offset);
         task.pending.push(this.deadLetter(out.source, raw?.key ?? null, raw?.value ?? null, out.reason));
         return;
       }
@@ -427,6 +415,14 @@ export class Engine {
         }
       }
     }
+  }
+
+  private releasedRecord(task: PartitionTask, topic: string, offset: string): InputRecord | undefined {
+    if (task.releasedIndex === undefined) {
+      task.releasedIndex = new Map();
+      for (const { role, record } of task.released) task.releasedIndex.set(`${this.topics[role]}:${record.offset}`, record);
+    }
+    return task.releasedIndex.get(`${topic}:${offset}`);
   }
 
   private finishPriced(car: Car): void {

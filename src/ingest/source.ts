@@ -22,10 +22,16 @@ export interface SourceOptions {
   topics: Topics;
   probeIntervalMs: number;
   sessionTimeoutMs?: number;
+  log?: (line: string) => void;
 }
 
+/** Waits between attempts to replace a crashed consumer (doubling up to the maximum). */
+const REPLACE_BACKOFF_MS = 1000;
+const REPLACE_BACKOFF_MAX_MS = 10_000;
+
 export class InputSource {
-  private readonly consumer: Consumer;
+  private consumer: Consumer;
+  private replacing = false;
   private readonly admin: Admin;
   private readonly roleOfTopic: Map<string, InputRole>;
   /** Next offset to fetch per `topic:partition`, as far as delivered to the listener. */
@@ -37,22 +43,27 @@ export class InputSource {
   private stopped = false;
 
   constructor(
-    kafka: Kafka,
+    private readonly kafka: Kafka,
     private readonly options: SourceOptions,
     private readonly listener: SourceListener,
   ) {
     this.roleOfTopic = new Map(INPUT_ROLES.map((r) => [options.topics[r], r]));
-    this.consumer = kafka.consumer({
-      groupId: options.groupId,
+    this.consumer = this.createConsumer();
+    this.admin = kafka.admin();
+  }
+
+  private createConsumer(): Consumer {
+    const sessionTimeout = this.options.sessionTimeoutMs ?? 6000;
+    return this.kafka.consumer({
+      groupId: this.options.groupId,
       readUncommitted: false,
       partitionAssigners: [coPartitionedAssigner],
-      sessionTimeout: options.sessionTimeoutMs ?? 6000,
-      heartbeatInterval: Math.max(300, Math.floor((options.sessionTimeoutMs ?? 6000) / 5)),
+      sessionTimeout,
+      heartbeatInterval: Math.max(300, Math.floor(sessionTimeout / 5)),
       rebalanceTimeout: 30_000,
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: 1 << 20,
     });
-    this.admin = kafka.admin();
   }
 
   private key(topic: string, partition: number): string {
@@ -61,33 +72,79 @@ export class InputSource {
 
   async start(): Promise<void> {
     await this.admin.connect();
-    await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+    await this.runConsumer(this.consumer);
+    this.probeTimer = setInterval(() => void this.probe(), this.options.probeIntervalMs);
+  }
+
+  private async runConsumer(consumer: Consumer): Promise<void> {
+    await consumer.connect();
+    // Events of a consumer that was replaced meanwhile are stale: the new one reports its own.
+    const current = () => consumer === this.consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (!current()) return;
       const assignment = payload.memberAssignment as Record<string, number[]>;
       const partitions = new Set<number>();
       for (const role of INPUT_ROLES) for (const p of assignment[this.options.topics[role]] ?? []) partitions.add(p);
       this.assigned = [...partitions].sort((a, b) => a - b);
       this.positions.clear();
-      void this.initPositions().then(() => this.listener.onAssignment(this.assigned));
+      void this.initPositions().then(() => {
+        if (current()) this.listener.onAssignment(this.assigned);
+      });
     });
     // Batches that held only control records or aborted data skip eachBatch but move the position.
-    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      this.advance(payload.topic, payload.partition, BigInt(payload.firstOffset ?? payload.lastOffset), BigInt(payload.lastOffset) + 1n);
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (current()) this.advance(payload.topic, payload.partition, BigInt(payload.firstOffset ?? payload.lastOffset), BigInt(payload.lastOffset) + 1n);
     });
-    for (const role of INPUT_ROLES) await this.consumer.subscribe({ topic: this.options.topics[role], fromBeginning: true });
-    await this.consumer.run({
+    // kafkajs restarts a crashed consumer itself only after a retriable error. "Failed to find
+    // group coordinator" while the broker restarts is not one: the consumer stayed down and the
+    // engine never read again. Replace it, as a rebalance would.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart && !this.stopped && current()) void this.replaceConsumer(payload.error);
+    });
+    for (const role of INPUT_ROLES) await consumer.subscribe({ topic: this.options.topics[role], fromBeginning: true });
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 4,
       eachBatch: async ({ batch }) => {
         const role = this.roleOfTopic.get(batch.topic);
-        if (role === undefined || batch.messages.length === 0) return;
+        if (role === undefined || batch.messages.length === 0 || !current()) return;
         const atLogEnd = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
         this.listener.onRecords(role, batch.partition, batch.messages, Date.now(), atLogEnd);
         this.advance(batch.topic, batch.partition, BigInt(batch.firstOffset() ?? batch.lastOffset()), BigInt(batch.lastOffset()) + 1n);
       },
     });
-    this.probeTimer = setInterval(() => void this.probe(), this.options.probeIntervalMs);
+  }
+
+  /**
+   * Gives up the partitions (the engine drops their memory; their state is in Kafka) and joins
+   * the group again with a new consumer; the assignment that follows restores them.
+   */
+  private async replaceConsumer(cause: Error): Promise<void> {
+    if (this.replacing) return;
+    this.replacing = true;
+    this.options.log?.(`source: the consumer crashed (${cause.message}); replacing it`);
+    this.assigned = [];
+    this.positions.clear();
+    this.listener.onAssignment([]);
+    let backoff = REPLACE_BACKOFF_MS;
+    try {
+      while (!this.stopped) {
+        const old = this.consumer;
+        await old.disconnect().catch(() => {});
+        this.consumer = this.createConsumer();
+        try {
+          await this.runConsumer(this.consumer);
+          return;
+        } catch (e) {
+          this.options.log?.(`source: a new consumer could not start (${(e as Error).message}); again in ${backoff} ms`);
+          await Bun.sleep(backoff);
+          backoff = Math.min(backoff * 2, REPLACE_BACKOFF_MAX_MS);
+        }
+      }
+    } finally {
+      this.replacing = false;
+    }
   }
 
   /**

@@ -2,15 +2,30 @@
 // that always hands a shard to the same worker (workers sorted by id). Piscina left to itself
 // gives a task to any idle worker, which would scatter one car's parts over threads.
 import { Piscina } from "piscina";
-import type { JoinTask, JoinTaskResult, PartitionBatch, RoutedPart } from "./protocol.ts";
-import { shardOf, workerOfShard } from "./route.ts";
+import type { InputRole } from "../domain.ts";
+import { INPUT_ROLES } from "../domain.ts";
+import { pack } from "./batch.ts";
+import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord } from "./protocol.ts";
+import { shardOf, shardOfKey, workerOfShard } from "./route.ts";
 
 export interface JoinPoolOptions {
   workers: number;
   shards: number;
   joinTimeoutMs: number;
   dedupRetentionMs: number;
+  maxPartBytes: number;
+  /** Input topic names by role. */
+  topics: Record<InputRole, string>;
 }
+
+/** One tick's released records of one input partition, in timestamp order. */
+export interface TickBatch {
+  partition: number;
+  records: ReadonlyArray<{ role: InputRole; record: RawRecord }>;
+  watermark: number;
+}
+
+
 
 type Worker = { id: number; terminating?: boolean; destroyed?: boolean };
 
@@ -27,7 +42,12 @@ export class JoinPool {
       maxThreads: workers,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1_000_000,
-      workerData: { joinTimeoutMs: options.joinTimeoutMs, dedupRetentionMs: options.dedupRetentionMs },
+      workerData: {
+        joinTimeoutMs: options.joinTimeoutMs,
+        dedupRetentionMs: options.dedupRetentionMs,
+        maxPartBytes: options.maxPartBytes,
+        topics: INPUT_ROLES.map((r) => options.topics[r]),
+      } satisfies JoinWorkerData,
       loadBalancer: (task, all) => {
         // Until every worker exists, a task could only go to the wrong one: wait.
         if (all.length < workers) return null;
@@ -51,9 +71,12 @@ export class JoinPool {
     return this.crashed;
   }
 
-  private run(worker: number, task: JoinTask): Promise<JoinTaskResult> {
+  private run(worker: number, task: JoinTask, transferList?: ArrayBuffer[]): Promise<JoinTaskResult> {
     if (this.crashed) return Promise.reject(this.crashed);
-    return this.pool.run({ ...task, [Piscina.queueOptionsSymbol]: { worker } });
+    // Piscina infers its TransferList type from MessagePort.postMessage, which bun-types
+    // declares with an overload it cannot infer from; ArrayBuffers are what it transfers.
+    const options = transferList ? ({ transferList } as unknown as Parameters<Piscina["run"]>[1]) : undefined;
+    return this.pool.run({ ...task, [Piscina.queueOptionsSymbol]: { worker } }, options);
   }
 
   workerOf(carId: string): number {
@@ -61,17 +84,23 @@ export class JoinPool {
   }
 
   /**
-   * Processes one tick: each partition's parts (already in timestamp order) and its watermark.
-   * Every worker gets every partition's watermark, so timers fire on all of them.
+   * Processes one tick: each partition's records (in timestamp order) and its watermark. A
+   * record goes to the worker of its key (a valid part's key is its carId; one whose key is
+   * absent or wrong becomes a dead letter wherever it is decoded). Every worker gets every
+   * partition's watermark, so timers fire on all of them.
    */
-  async process(batches: readonly { partition: number; parts: readonly RoutedPart[]; watermark: number }[]): Promise<JoinTaskResult[]> {
-    const perWorker: PartitionBatch[][] = Array.from({ length: this.options.workers }, () => []);
+  async process(batches: readonly TickBatch[]): Promise<JoinTaskResult[]> {
+    const workers = this.options.workers;
+    const perWorker: PartitionBatch[][] = Array.from({ length: workers }, () => []);
     for (const b of batches) {
-      const split: RoutedPart[][] = perWorker.map(() => []);
-      for (const p of b.parts) split[this.workerOf(p.part.carId)]!.push(p);
-      split.forEach((parts, w) => perWorker[w]!.push({ partition: b.partition, parts, watermark: b.watermark }));
+      const split: Array<Array<{ role: InputRole; record: RawRecord }>> = perWorker.map(() => []);
+      for (const r of b.records) {
+        const key = r.record.key;
+        split[key === null ? 0 : workerOfShard(shardOfKey(key, this.options.shards), workers)]!.push(r);
+      }
+      split.forEach((records, w) => perWorker[w]!.push(pack(b.partition, records, b.watermark)));
     }
-    return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items })));
+    return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items }, items.flatMap((i) => [i.meta.buffer as ArrayBuffer, i.bytes.buffer as ArrayBuffer]))));
   }
 
   /** Loads a partition's restored join state (changelog values) into the workers that own its cars. */

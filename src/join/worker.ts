@@ -1,11 +1,17 @@
 // A join worker thread: owns the keyed state (a JoinShard per input partition) of the shards
-// the pool's load balancer routes to it. Tasks run one at a time, in the order posted.
+// the pool's load balancer routes to it, and decodes the raw records it is handed (so that
+// parsing and validation run in parallel, off the main thread). Tasks run one at a time, in
+// the order posted.
 import { workerData } from "piscina";
+import { INPUT_ROLES, type InputRole } from "../domain.ts";
+import { decodePart } from "../ingest/decode.ts";
 import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
 import { decodeCarState, encodeCarState } from "../state/codec.ts";
-import type { JoinOutput, JoinTask, JoinTaskResult } from "./protocol.ts";
+import { recordCount, unpack } from "./batch.ts";
+import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
 
-const options = workerData as { joinTimeoutMs: number; dedupRetentionMs: number };
+const options = workerData as JoinWorkerData;
+const topicOf = Object.fromEntries(INPUT_ROLES.map((r, i) => [r, options.topics[i]!])) as Record<InputRole, string>;
 const shards = new Map<number, JoinShard>();
 
 function shardFor(partition: number): JoinShard {
@@ -44,18 +50,25 @@ export default function run(task: JoinTask): JoinTaskResult {
   const outputs: JoinOutput[] = [];
   switch (task.op) {
     case "process":
-      for (const { partition, parts, watermark } of task.items) {
+      for (const item of task.items) {
+        const { partition, watermark } = item;
         const shard = shardFor(partition);
         // Only a car's last state in this task goes to the changelog: encode it once.
         const states = new Map<string, CarState | null>();
         const collect = (effects: JoinEffect[]) => {
           for (const e of effects) {
             if (e.type === "emit") outputs.push({ type: "emit", partition, car: e.car });
-            else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason, part: e.part });
+            else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason });
             else states.set(e.carId, e.state);
           }
         };
-        for (const p of parts) collect(shard.onPart(p.part, p.kind, p.timestamp, p.source));
+        for (const r of unpack(item)) {
+          const source = { topic: topicOf[r.role], partition, offset: r.offset };
+          const decoded = decodePart(r.role, r.key, r.value, options.maxPartBytes);
+          if (decoded.ok) collect(shard.onPart(decoded.part, decoded.kind, r.timestamp, source));
+          else outputs.push({ type: "deadLetter", partition, source, reason: decoded.reason });
+        }
+        partsSinceGc += recordCount(item);
         collect(shard.onWatermark(watermark));
         for (const [carId, state] of states) outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
       }
@@ -71,8 +84,7 @@ export default function run(task: JoinTask): JoinTaskResult {
     case "stats":
       break;
   }
-  if (task.op === "process") for (const item of task.items) partsSinceGc += item.parts.length;
-  const idle = task.op !== "process" || task.items.every((i) => i.parts.length === 0);
+  const idle = task.op !== "process" || task.items.every((i) => recordCount(i) === 0);
   if (idle && partsSinceGc >= GC_AFTER_PARTS) collectAfterIntake();
   return { outputs, openCars: openCars(), heapUsedBytes: process.memoryUsage().heapUsed };
 }

@@ -1,0 +1,59 @@
+// One partition's records for one worker as two flat buffers (see PartitionBatch): packed on
+// the main thread, moved to the worker (no copy, no structured clone), read back there.
+import type { InputRole } from "../domain.ts";
+import { INPUT_ROLES } from "../domain.ts";
+import { META_FIELDS, type PartitionBatch, type RawRecord } from "./protocol.ts";
+
+const ROLE_INDEX: Record<InputRole, number> = Object.fromEntries(INPUT_ROLES.map((r, i) => [r, i])) as Record<InputRole, number>;
+
+/** Packs records into two fresh buffers that are then moved to the worker, not copied. */
+export function pack(partition: number, records: ReadonlyArray<{ role: InputRole; record: RawRecord }>, watermark: number): PartitionBatch {
+  let size = 0;
+  for (const { record } of records) size += (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  const meta = new Float64Array(records.length * META_FIELDS);
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  let m = 0;
+  for (const { role, record } of records) {
+    meta[m++] = ROLE_INDEX[role];
+    meta[m++] = record.timestamp;
+    meta[m++] = Number(record.offset);
+    meta[m++] = record.key === null ? -1 : record.key.length;
+    meta[m++] = record.value === null ? -1 : record.value.length;
+    if (record.key !== null) {
+      bytes.set(record.key, at);
+      at += record.key.length;
+    }
+    if (record.value !== null) {
+      bytes.set(record.value, at);
+      at += record.value.length;
+    }
+  }
+  return { partition, meta, bytes, watermark };
+}
+
+/** A record read back from a batch; key and value are views into the batch's bytes. */
+export interface UnpackedRecord {
+  role: InputRole;
+  timestamp: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export function* unpack(batch: PartitionBatch): Generator<UnpackedRecord> {
+  const { meta, bytes } = batch;
+  const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  for (let m = 0; m < meta.length; m += META_FIELDS) {
+    const keyLength = meta[m + 3]!;
+    const valueLength = meta[m + 4]!;
+    const key = keyLength < 0 ? null : whole.subarray(at, (at += keyLength));
+    const value = valueLength < 0 ? null : whole.subarray(at, (at += valueLength));
+    yield { role: INPUT_ROLES[meta[m]!]!, timestamp: meta[m + 1]!, offset: String(meta[m + 2]!), key, value };
+  }
+}
+
+export function recordCount(batch: PartitionBatch): number {
+  return batch.meta.length / META_FIELDS;
+}
