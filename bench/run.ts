@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { benchSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
 import { brokerStatus, startBroker } from "../src/local/broker.ts";
 import { runE2e, type E2eResult } from "./e2e.ts";
-import { runLatency, type LatencyResult } from "./latency.ts";
+import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
 import { runPricing, type PricingRun } from "./pricing.ts";
@@ -60,6 +60,8 @@ if (results.e2e) {
 }
 for (const [i, l] of (results.latency ?? []).entries()) {
   rows.push([`latency: COMPLETED, last part → visible @ ${l.rate} cars/s`, `p50 ${l.completed.p50} ms, p99 ${l.completed.p99} ms, max ${l.completed.max} ms`, i === 0 ? target(l.completed.p99 <= 250, "p99 ≤ 250 ms") : ""]);
+  const s = l.completedAfterWarmup;
+  rows.push([`latency: COMPLETED after the first ${WARMUP_S} s @ ${l.rate} cars/s`, `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms`, ""]);
   rows.push([`latency: incomplete, window end → visible @ ${l.rate} cars/s`, `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
   rows.push([`latency: peak RSS / open cars (max) @ ${l.rate} cars/s`, `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
   rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);

@@ -48,11 +48,12 @@ export class OutputWatcher {
     return this.visibleAt.size;
   }
 
-  /** Latency of the manifest's cars, split into complete (priced) and incomplete ones. */
-  latencies(manifest: Manifest): { completed: LatencySummary; incomplete: LatencySummary } {
+  /** Latency of the manifest's cars, split into complete (priced) and incomplete ones; only cars that could leave the join at or after `since`. */
+  latencies(manifest: Manifest, since = Number.NEGATIVE_INFINITY): { completed: LatencySummary; incomplete: LatencySummary } {
     const completed: number[] = [];
     const incomplete: number[] = [];
     for (const c of manifest.cars) {
+      if (c.emittedAt < since) continue;
       const at = this.visibleAt.get(`${c.carId}/${c.firstPartAt}`);
       if (at === undefined) continue;
       (c.situation === "COMPLETED" ? completed : incomplete).push(at - c.emittedAt);
