@@ -10,7 +10,7 @@ import { TokenBucket } from "../src/pricing/token-bucket.ts";
 import { PriceCoalescer } from "../src/pricing/coalesce.ts";
 import { encodeWaitingCar } from "../src/state/waiting.ts";
 import type { Car, Part } from "../src/domain.ts";
-import { pack as packRecords } from "../src/join/batch.ts";
+import { moving, pack as packRecords } from "../src/join/batch.ts";
 
 export interface MicroResult {
   opsPerSecond: Record<string, number>;
@@ -96,7 +96,7 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
     const cloned = await perRecord(() => pool.run(objects));
     const moved = await perRecord(() => {
       const b = packRecords(0, raw, 0);
-      return pool.run(b, { transferList: [b.meta.buffer, b.bytes.buffer] } as unknown as Parameters<Piscina["run"]>[1]);
+      return pool.run(b, moving([b]) as Parameters<Piscina["run"]>[1]);
     });
     hop[`batch ${n}, part objects cloned`] = Math.round(cloned);
     hop[`batch ${n}, raw records packed and moved`] = Math.round(moved);

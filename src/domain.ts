@@ -80,6 +80,8 @@ export interface DeadLetter {
 /** Which input topic (by logical role) carries which part kind. */
 export type InputRole = "body" | "engine" | "remoteControl" | "wheel";
 export const INPUT_ROLES: readonly InputRole[] = ["body", "engine", "remoteControl", "wheel"];
+/** A role's position in INPUT_ROLES (its index in arrays and packed records). */
+export const ROLE_INDEX: Record<InputRole, number> = { body: 0, engine: 1, remoteControl: 2, wheel: 3 };
 export const KIND_OF_ROLE: Record<InputRole, PartKind> = {
   body: "BODY",
   engine: "ENGINE",

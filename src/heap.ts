@@ -1,5 +1,6 @@
-// A binary min-heap ordered by a comparator: O(log n) push and pop. Shared by the join's
-// event-time timers and the generator's send schedule.
+// A binary min-heap ordered by a comparator: O(log n) push and pop. Shared by the pricing
+// policy's deadlines and the generator's send schedule (the join's timers keep two flat arrays
+// instead, for no object per timer: src/join/timers.ts).
 export class MinHeap<T> {
   private readonly items: T[] = [];
 

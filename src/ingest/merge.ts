@@ -34,7 +34,7 @@
 // Bound. isFull(role) once a lane holds maxBufferedPerTopic records: the caller pauses that
 // topic-partition and resumes it when isFull turns false after a drain.
 import type { InputRole } from "../domain.ts";
-import { INPUT_ROLES } from "../domain.ts";
+import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
 
 export interface Timestamped {
   offset: string;
@@ -90,8 +90,6 @@ class Lane<R> {
     }
   }
 }
-
-const ROLE_INDEX: Record<InputRole, number> = { body: 0, engine: 1, remoteControl: 2, wheel: 3 };
 
 export class PartitionGroup<R extends Timestamped> {
   /** Indexed in role order, which is also the tie order. */

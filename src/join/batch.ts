@@ -1,13 +1,12 @@
 // One partition's records for one worker as two flat buffers (see PartitionBatch): packed on
 // the main thread, moved to the worker (no copy, no structured clone), read back there.
 import type { InputRole } from "../domain.ts";
-import { INPUT_ROLES } from "../domain.ts";
+import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
+import type { Released } from "../ingest/merge.ts";
 import { META_FIELDS, type PartitionBatch, type RawRecord } from "./protocol.ts";
 
-const ROLE_INDEX: Record<InputRole, number> = Object.fromEntries(INPUT_ROLES.map((r, i) => [r, i])) as Record<InputRole, number>;
-
 /** Packs records into two fresh buffers that are then moved to the worker, not copied. */
-export function pack(partition: number, records: ReadonlyArray<{ role: InputRole; record: RawRecord }>, watermark: number): PartitionBatch {
+export function pack(partition: number, records: ReadonlyArray<Released<RawRecord>>, watermark: number): PartitionBatch {
   let size = 0;
   for (const { record } of records) size += (record.key?.length ?? 0) + (record.value?.length ?? 0);
   const meta = new Float64Array(records.length * META_FIELDS);
@@ -56,4 +55,13 @@ export function* unpack(batch: PartitionBatch): Generator<UnpackedRecord> {
 
 export function recordCount(batch: PartitionBatch): number {
   return batch.meta.length / META_FIELDS;
+}
+
+/**
+ * Piscina's run() options that move the batches' buffers instead of copying them. (Piscina
+ * infers its TransferList type from MessagePort.postMessage, whose bun-types overloads it
+ * cannot infer from; ArrayBuffers are what it transfers.)
+ */
+export function moving(batches: readonly PartitionBatch[]): { transferList: ArrayBuffer[] } {
+  return { transferList: batches.flatMap((b) => [b.meta.buffer as ArrayBuffer, b.bytes.buffer as ArrayBuffer]) };
 }

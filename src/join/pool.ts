@@ -3,8 +3,8 @@
 // gives a task to any idle worker, which would scatter one car's parts over threads.
 import { Piscina } from "piscina";
 import type { InputRole } from "../domain.ts";
-import { INPUT_ROLES } from "../domain.ts";
-import { pack } from "./batch.ts";
+import type { Released } from "../ingest/merge.ts";
+import { moving, pack } from "./batch.ts";
 import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord } from "./protocol.ts";
 import { shardOf, shardOfKey, workerOfShard } from "./route.ts";
 
@@ -21,11 +21,9 @@ export interface JoinPoolOptions {
 /** One tick's released records of one input partition, in timestamp order. */
 export interface TickBatch {
   partition: number;
-  records: ReadonlyArray<{ role: InputRole; record: RawRecord }>;
+  records: ReadonlyArray<Released<RawRecord>>;
   watermark: number;
 }
-
-
 
 type Worker = { id: number; terminating?: boolean; destroyed?: boolean };
 
@@ -46,7 +44,7 @@ export class JoinPool {
         joinTimeoutMs: options.joinTimeoutMs,
         dedupRetentionMs: options.dedupRetentionMs,
         maxPartBytes: options.maxPartBytes,
-        topics: INPUT_ROLES.map((r) => options.topics[r]),
+        topics: options.topics,
       } satisfies JoinWorkerData,
       loadBalancer: (task, all) => {
         // Until every worker exists, a task could only go to the wrong one: wait.
@@ -71,16 +69,18 @@ export class JoinPool {
     return this.crashed;
   }
 
-  private run(worker: number, task: JoinTask, transferList?: ArrayBuffer[]): Promise<JoinTaskResult> {
+  private run(worker: number, task: JoinTask, options?: { transferList: ArrayBuffer[] }): Promise<JoinTaskResult> {
     if (this.crashed) return Promise.reject(this.crashed);
-    // Piscina infers its TransferList type from MessagePort.postMessage, which bun-types
-    // declares with an overload it cannot infer from; ArrayBuffers are what it transfers.
-    const options = transferList ? ({ transferList } as unknown as Parameters<Piscina["run"]>[1]) : undefined;
-    return this.pool.run({ ...task, [Piscina.queueOptionsSymbol]: { worker } }, options);
+    return this.pool.run({ ...task, [Piscina.queueOptionsSymbol]: { worker } }, options as Parameters<Piscina["run"]>[1]);
   }
 
   workerOf(carId: string): number {
     return workerOfShard(shardOf(carId, this.options.shards), this.options.workers);
+  }
+
+  /** A record's worker by its key bytes; one without a key goes to worker 0 (it is a dead letter). */
+  private workerOfKey(key: Buffer | null): number {
+    return key === null ? 0 : workerOfShard(shardOfKey(key, this.options.shards), this.options.workers);
   }
 
   /**
@@ -90,17 +90,13 @@ export class JoinPool {
    * partition's watermark, so timers fire on all of them.
    */
   async process(batches: readonly TickBatch[]): Promise<JoinTaskResult[]> {
-    const workers = this.options.workers;
-    const perWorker: PartitionBatch[][] = Array.from({ length: workers }, () => []);
+    const perWorker: PartitionBatch[][] = Array.from({ length: this.options.workers }, () => []);
     for (const b of batches) {
-      const split: Array<Array<{ role: InputRole; record: RawRecord }>> = perWorker.map(() => []);
-      for (const r of b.records) {
-        const key = r.record.key;
-        split[key === null ? 0 : workerOfShard(shardOfKey(key, this.options.shards), workers)]!.push(r);
-      }
+      const split: Released<RawRecord>[][] = perWorker.map(() => []);
+      for (const r of b.records) split[this.workerOfKey(r.record.key)]!.push(r);
       split.forEach((records, w) => perWorker[w]!.push(pack(b.partition, records, b.watermark)));
     }
-    return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items }, items.flatMap((i) => [i.meta.buffer as ArrayBuffer, i.bytes.buffer as ArrayBuffer]))));
+    return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items }, moving(items))));
   }
 
   /** Loads a partition's restored join state (changelog values) into the workers that own its cars. */

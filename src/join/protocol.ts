@@ -34,8 +34,8 @@ export interface JoinWorkerData {
   joinTimeoutMs: number;
   dedupRetentionMs: number;
   maxPartBytes: number;
-  /** Input topic names by role index (INPUT_ROLES order): what a dead letter's source names. */
-  topics: string[];
+  /** Input topic names by role: what a dead letter's source names. */
+  topics: Record<InputRole, string>;
 }
 
 export type JoinTask =
@@ -58,5 +58,3 @@ export interface JoinTaskResult {
   /** The worker's JavaScript heap in use (each worker is an isolate of its own). */
   heapUsedBytes: number;
 }
-
-export type { InputRole };

@@ -3,7 +3,6 @@
 // parsing and validation run in parallel, off the main thread). Tasks run one at a time, in
 // the order posted.
 import { workerData } from "piscina";
-import { INPUT_ROLES, type InputRole } from "../domain.ts";
 import { decodePart } from "../ingest/decode.ts";
 import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
 import { decodeCarState, encodeCarState } from "../state/codec.ts";
@@ -11,7 +10,6 @@ import { recordCount, unpack } from "./batch.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
 
 const options = workerData as JoinWorkerData;
-const topicOf = Object.fromEntries(INPUT_ROLES.map((r, i) => [r, options.topics[i]!])) as Record<InputRole, string>;
 const shards = new Map<number, JoinShard>();
 
 function shardFor(partition: number): JoinShard {
@@ -63,7 +61,7 @@ export default function run(task: JoinTask): JoinTaskResult {
           }
         };
         for (const r of unpack(item)) {
-          const source = { topic: topicOf[r.role], partition, offset: r.offset };
+          const source = { topic: options.topics[r.role], partition, offset: r.offset };
           const decoded = decodePart(r.role, r.key, r.value, options.maxPartBytes);
           if (decoded.ok) collect(shard.onPart(decoded.part, decoded.kind, r.timestamp, source));
           else outputs.push({ type: "deadLetter", partition, source, reason: decoded.reason });

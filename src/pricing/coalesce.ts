@@ -10,6 +10,7 @@
 // - Totals are summed in integer cents over the seven parts.
 import type { Car, Part } from "../domain.ts";
 import { centsToAmount } from "../domain.ts";
+import { MinHeap } from "../heap.ts";
 import { backoffMs } from "./backoff.ts";
 
 export interface CoalesceOptions {
@@ -62,7 +63,7 @@ export class PriceCoalescer {
    * finish stay in the heap until they surface (checked against `cars`), and it is rebuilt
    * once such leftovers outnumber the waiting cars, so it stays O(waiting).
    */
-  private deadlines: WaitingCar[] = [];
+  private deadlines = newDeadlineHeap();
   private readonly skus = new Map<string, SkuState>();
   /** SKUs that need a request, oldest waiter first. */
   private readonly queue: string[] = [];
@@ -85,7 +86,7 @@ export class PriceCoalescer {
     if (this.cars.has(key)) return;
     const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partsOfCar(car).map((p) => p.sku)), cents: new Map() };
     this.cars.set(key, w);
-    this.pushDeadline(w);
+    this.deadlines.push(w);
     for (const sku of w.skus) {
       const cached = this.cache.get(sku);
       if (cached && this.options.cacheTtlMs > 0 && now - cached.at < this.options.cacheTtlMs) {
@@ -197,36 +198,8 @@ export class PriceCoalescer {
   /** The waiting car with the earliest deadline; drops finished cars off the top on the way. */
   private earliest(): WaitingCar | undefined {
     const h = this.deadlines;
-    while (h.length > 0 && this.cars.get(h[0]!.key) !== h[0]) this.popDeadline();
-    return h[0];
-  }
-
-  private pushDeadline(w: WaitingCar): void {
-    const h = this.deadlines;
-    let i = h.push(w) - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (h[parent]!.deadline <= w.deadline) break;
-      h[i] = h[parent]!;
-      i = parent;
-    }
-    h[i] = w;
-  }
-
-  private popDeadline(): void {
-    const h = this.deadlines;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= h.length) break;
-      if (child + 1 < h.length && h[child + 1]!.deadline < h[child]!.deadline) child++;
-      if (h[child]!.deadline >= last.deadline) break;
-      h[i] = h[child]!;
-      i = child;
-    }
-    h[i] = last;
+    for (let top = h.peek(); top !== undefined && this.cars.get(top.key) !== top; top = h.peek()) h.pop();
+    return h.peek();
   }
 
   private sku(sku: string): SkuState {
@@ -263,9 +236,13 @@ export class PriceCoalescer {
     this.cars.delete(w.key);
     for (const sku of w.skus) this.skus.get(sku)?.waiters.delete(w.key);
     // Rebuilding costs O(waiting) once per ~waiting forgotten cars: O(1) amortised.
-    if (this.deadlines.length > 2 * this.cars.size + 64) {
-      this.deadlines = [];
-      for (const live of this.cars.values()) this.pushDeadline(live);
+    if (this.deadlines.size > 2 * this.cars.size + 64) {
+      this.deadlines = newDeadlineHeap();
+      for (const live of this.cars.values()) this.deadlines.push(live);
     }
   }
+}
+
+function newDeadlineHeap(): MinHeap<WaitingCar> {
+  return new MinHeap<WaitingCar>((a, b) => a.deadline < b.deadline);
 }
