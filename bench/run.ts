@@ -12,6 +12,7 @@ import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
 import { runPricing, type PricingRun } from "./pricing.ts";
+import { runRestore, type RestoreResult } from "./restore.ts";
 
 const settings = loadOrExit(benchSpec);
 const env = processSource().env;
@@ -27,7 +28,7 @@ if (!kafkaBrokersGiven() && [...parts].some((p) => p !== "micro")) {
   brokerPid = brokerStatus(local).pid;
 }
 
-const results: { machine: Record<string, string | number>; micro?: MicroResult; e2e?: E2eResult; latency?: LatencyResult[]; pricing?: PricingRun[]; memory?: MemoryResult } = {
+const results: { machine: Record<string, string | number>; micro?: MicroResult; e2e?: E2eResult; latency?: LatencyResult[]; pricing?: PricingRun[]; memory?: MemoryResult; restore?: RestoreResult } = {
   machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), bun: Bun.version, at: new Date().toISOString() },
 };
 const started = Date.now();
@@ -39,6 +40,7 @@ if (parts.has("latency")) {
 }
 if (parts.has("pricing")) results.pricing = await runPricing(kafka, settings.pricingSeconds, progress);
 if (parts.has("memory")) results.memory = await runMemory(kafka, settings.openCars, progress);
+if (parts.has("restore")) results.restore = await runRestore(kafka, settings.restoreOpenCars, settings.restoreWaitingCars, progress);
 process.stderr.write("\n");
 
 // ---- the table ------------------------------------------------------------------------
@@ -74,6 +76,10 @@ if (results.memory) {
   rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 300 && m.openCars >= settings.openCars, "≤ 300 MB")]);
   rows.push(["memory: peak RSS while reading them", `${m.peakRssMb} MB`, ""]);
   rows.push(["memory: JS heap in use by thread, holding them", Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
+}
+if (results.restore) {
+  const r = results.restore;
+  rows.push([`restore: ${r.joinStates.toLocaleString("en")} join states, ${r.restoredWaiting.toLocaleString("en")} waiting cars (${r.changelogRecords.toLocaleString("en")} changelog records), assignment → processing`, `${r.restoredMs} ms (spawn → /ready ${r.spawnToReadyMs} ms)`, target(r.restoredMs <= 3000, "≤ 3 s")]);
 }
 const table = [
   `| figure | value | target |`,

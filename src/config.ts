@@ -336,11 +336,13 @@ export const demoSpec = {
 // ---- bench (bun run bench) ---------------------------------------------------------------
 
 export const benchSpec = {
-  parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory", "which benchmarks to run", /^[a-z0-9,]+$/),
+  parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory,restore", "which benchmarks to run", /^[a-z0-9,]+$/),
   cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
   workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
   latencyRates: str("BENCH_LATENCY_RATES", "2000,500", "cars per second of the latency runs (the first is judged against the target; the others show the curve)", /^\d+(,\d+)*$/),
   latencySeconds: int("BENCH_LATENCY_SECONDS", 60, 5, 3600, "length of the latency run"),
   pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
   openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),
+  restoreOpenCars: int("BENCH_RESTORE_OPEN_CARS", 100_000, 100, 10_000_000, "open cars in the changelog of the restore run"),
+  restoreWaitingCars: int("BENCH_RESTORE_WAITING_CARS", 10_000, 0, 1_000_000, "cars waiting for prices in the changelog of the restore run"),
 };
