@@ -2,7 +2,9 @@
 // `j/<carId>` holds a car's join state (open window, recently emitted partIds); key
 // `p/<carId>/<firstPartAt>` holds a car waiting for prices. A null value deletes the entry.
 // Entries are written in the same transaction as the outputs and input offsets they go with.
+import { createRequire } from "node:module";
 import type { Kafka } from "kafkajs";
+import { CommittedFilter, readBatches, type AbortedTransaction, type Inflate } from "./record-batches.ts";
 
 export type ChangelogKey = { kind: "join"; carId: string } | { kind: "price"; carId: string; firstPartAt: number };
 
@@ -26,66 +28,220 @@ export function parseKey(key: string): ChangelogKey | undefined {
 
 export interface RestoredPartition {
   partition: number;
-  /** The latest value of every live key (tombstoned keys are absent). */
+  /**
+   * The latest committed value of every live key (tombstoned keys are absent). Values are
+   * views into the fetched responses: they hold those buffers until dropped.
+   */
   entries: Map<string, Buffer>;
+  /** Committed records read (every version of every key, tombstones included). */
   records: number;
 }
 
-/**
- * Reads the given changelog partitions from the beginning to their end (read_committed) and
- * returns the latest value per key. The caller has already opened the partition's
- * transactional producer, which aborted any transaction a dead predecessor left open, so the
- * end is reachable.
- */
-export async function restorePartitions(kafka: Kafka, topic: string, partitions: readonly number[], timeoutMs = 120_000): Promise<RestoredPartition[]> {
-  const result = new Map<number, RestoredPartition>(partitions.map((p) => [p, { partition: p, entries: new Map(), records: 0 }]));
-  if (partitions.length === 0) return [];
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map<number, bigint>();
-  try {
-    for (const o of await admin.fetchTopicOffsets(topic)) {
-      if (result.has(o.partition) && BigInt(o.high) > BigInt(o.low)) ends.set(o.partition, BigInt(o.high));
-    }
-  } finally {
-    await admin.disconnect();
-  }
-  if (ends.size === 0) return [...result.values()];
+export interface RestoreOptions {
+  /** Give up (throw) when the end is not reached by then. */
+  timeoutMs?: number;
+  /** Bytes asked for per fetch of one partition (tests make it small to cut transactions across fetches). */
+  fetchBytes?: number;
+}
 
-  const consumer = kafka.consumer({ groupId: `rccar-restore-${crypto.randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 200 });
-  const reached = new Map<number, bigint>();
-  const done = () => [...ends].every(([p, end]) => (reached.get(p) ?? -1n) + 1n >= end);
-  // Batches of only control records or aborted data never reach eachBatch: track positions here.
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    if (payload.topic === topic && ends.has(payload.partition)) {
-      const last = BigInt(payload.lastOffset);
-      if (last > (reached.get(payload.partition) ?? -1n)) reached.set(payload.partition, last);
-    }
-  });
-  await consumer.connect();
+/**
+ * Reads the given changelog partitions from the beginning to their end and returns the
+ * latest committed value per key. The caller has already opened the partition's
+ * transactional producer, which aborted any transaction a dead predecessor left open, so the
+ * last stable offset is the end of the log.
+ *
+ * Kafka Streams restores with a consumer assigned to the partitions (no group). kafkajs has
+ * no assign(), and a consumer group costs a join/sync round (plus the broker's
+ * group.initial.rebalance.delay.ms, 3 s by default, for a new group) and fetches at most
+ * 1 MiB per partition. So this sends Fetch requests (v11, read_committed, no fetch session)
+ * straight to each partition's leader through kafkajs's own connections, one loop per
+ * partition, and reads the raw record batches itself (record-batches.ts): aborted
+ * transactions and control records are skipped as the Java consumer skips them, and the
+ * position always moves past whole batches (also empty or aborted ones). A partition is done
+ * when its position reaches the last stable offset of the latest response.
+ */
+export async function restorePartitions(kafka: Kafka, topic: string, partitions: readonly number[], options: RestoreOptions = {}): Promise<RestoredPartition[]> {
+  if (partitions.length === 0) return [];
+  const cluster = clusterOf(kafka);
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  const fetchBytes = options.fetchBytes ?? FETCH_BYTES;
+  await cluster.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        const restored = result.get(batch.partition);
-        if (!restored || !ends.has(batch.partition)) return;
-        for (const m of batch.messages) {
-          const key = m.key?.toString();
-          if (key === undefined) continue;
-          restored.records++;
-          if (m.value === null) restored.entries.delete(key);
-          else restored.entries.set(key, m.value);
-        }
-      },
-    });
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`restoring ${topic} partitions ${partitions.join(",")} did not reach the end within ${timeoutMs} ms`);
-      await Bun.sleep(20);
-    }
+    await cluster.addTargetTopic(topic);
+    return await Promise.all(partitions.map((p) => restorePartition(cluster, topic, p, fetchBytes, deadline)));
   } finally {
-    await consumer.disconnect();
+    await cluster.disconnect().catch(() => {});
   }
-  return [...result.values()];
+}
+
+/** Bytes asked for per partition and per response: few round trips, and well under the broker's fetch.max.bytes (55 MiB). */
+const FETCH_BYTES = 16 * 1024 * 1024;
+const RETRY_MS = 100;
+
+async function restorePartition(cluster: Cluster, topic: string, partition: number, fetchBytes: number, deadline: number): Promise<RestoredPartition> {
+  const restored: RestoredPartition = { partition, entries: new Map(), records: 0 };
+  const { entries } = restored;
+  const visit = {
+    record(_offset: number, key: Buffer | null, value: Buffer | null) {
+      if (key === null) return;
+      restored.records++;
+      const k = key.toString("utf8");
+      if (value === null) entries.delete(k);
+      else entries.set(k, value);
+    },
+  };
+  let position = 0;
+  for (;;) {
+    let response: FetchedPartition;
+    try {
+      response = await fetchPartition(cluster, topic, partition, position, fetchBytes);
+      // A leader that moved, a partition not yet loaded: retriable; anything else is not.
+      if (response.errorCode !== 0 && response.errorCode !== OFFSET_OUT_OF_RANGE) throw protocolError(response.errorCode);
+    } catch (e) {
+      if (!isRetriable(e) || Date.now() + RETRY_MS > deadline) throw new Error(`restoring ${topic} partition ${partition} at offset ${position}: ${(e as Error).message}`);
+      await Bun.sleep(RETRY_MS);
+      await cluster.refreshMetadata().catch(() => {});
+      continue;
+    }
+    if (response.errorCode === OFFSET_OUT_OF_RANGE) {
+      // The log's start moved on (retention): begin there. Past the end cannot happen: we start at 0 and stop at the end.
+      if (position >= response.logStartOffset || response.logStartOffset < 0) throw new Error(`restoring ${topic} partition ${partition}: offset ${position} out of range`);
+      position = response.logStartOffset;
+      continue;
+    }
+    position = await readBatches(response.records, position, new CommittedFilter(response.aborted), visit, inflate);
+    if (position >= response.lastStableOffset) return restored;
+    if (Date.now() > deadline) throw new Error(`restoring ${topic} partition ${partition} did not reach the end (offset ${response.lastStableOffset}, at ${position}) in time`);
+  }
+}
+
+// ---- Fetch v11 through kafkajs's connections ----------------------------------------------
+
+interface FetchedPartition {
+  errorCode: number;
+  highWatermark: number;
+  lastStableOffset: number;
+  logStartOffset: number;
+  aborted: AbortedTransaction[];
+  records: Buffer;
+}
+
+/** The parts of kafkajs's (untyped, internal) Cluster and Broker this module uses. */
+interface Cluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  addTargetTopic(topic: string): Promise<void>;
+  refreshMetadata(): Promise<void>;
+  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
+  findBroker(b: { nodeId: string }): Promise<Broker>;
+}
+interface Broker {
+  versions: Record<number, { minVersion: number; maxVersion: number }>;
+  connectionPool: { send(request: unknown): Promise<unknown> };
+}
+
+const require = createRequire(import.meta.url);
+const fetchRequestV11 = require("kafkajs/src/protocol/requests/fetch/v11/request.js") as (r: unknown) => unknown;
+const { createErrorFromCode } = require("kafkajs/src/protocol/error.js") as { createErrorFromCode(code: number): Error & { retriable: boolean } };
+const { lookupCodecByAttributes } = require("kafkajs/src/protocol/message/compression/index.js") as {
+  lookupCodecByAttributes(attributes: number): { decompress(b: Buffer): Promise<Buffer> } | null;
+};
+
+const FETCH_API = 1;
+const FETCH_VERSION = 11;
+const READ_COMMITTED = 1;
+const OFFSET_OUT_OF_RANGE = 1;
+
+/**
+ * The Kafka client's own cluster (same brokers, TLS, SASL, retries): kafkajs builds one per
+ * consumer, producer and admin from a private factory on the client.
+ */
+function clusterOf(kafka: Kafka): Cluster {
+  const factory = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster");
+  const create = factory && (kafka as unknown as Record<symbol, unknown>)[factory];
+  if (typeof create !== "function") throw new Error("changelog restore: this kafkajs version has no cluster factory on the client (expected kafkajs 2.x)");
+  return create({ metadataMaxAge: 300_000, allowAutoTopicCreation: false, isolationLevel: READ_COMMITTED }) as Cluster;
+}
+
+async function fetchPartition(cluster: Cluster, topic: string, partition: number, offset: number, fetchBytes: number): Promise<FetchedPartition> {
+  const leader = cluster.findLeaderForPartitions(topic, [partition]);
+  const nodeId = Object.keys(leader)[0];
+  if (nodeId === undefined) throw Object.assign(new Error(`no leader known for ${topic} partition ${partition}`), { retriable: true });
+  const broker = await cluster.findBroker({ nodeId });
+  const supported = broker.versions[FETCH_API];
+  if (!supported || supported.minVersion > FETCH_VERSION || supported.maxVersion < FETCH_VERSION) {
+    throw new Error(`changelog restore needs Fetch v${FETCH_VERSION}; broker ${nodeId} supports v${supported?.minVersion}-v${supported?.maxVersion}`);
+  }
+  const request = fetchRequestV11({
+    replicaId: -1,
+    isolationLevel: READ_COMMITTED,
+    // Only partitions with data below their last stable offset are fetched: never wait.
+    maxWaitTime: 0,
+    minBytes: 1,
+    maxBytes: fetchBytes,
+    topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes: fetchBytes }] }],
+  });
+  const raw = (await broker.connectionPool.send({ request, response: rawResponse, requestTimeout: 30_000 })) as Buffer;
+  return parseFetchResponse(raw, topic, partition);
+}
+
+/** kafkajs hands the response body to decode() then parse(); both keep the bytes as they are. */
+const rawResponse = {
+  decode: async (payload: Buffer) => payload,
+  parse: async (payload: Buffer) => payload,
+};
+
+/**
+ * Fetch response v11: throttle_time_ms error_code session_id [topic [partition error_code
+ * high_watermark last_stable_offset log_start_offset [producer_id first_offset]
+ * preferred_read_replica records]].
+ */
+export function parseFetchResponse(b: Buffer, topic: string, partition: number): FetchedPartition {
+  let at = 4;
+  const errorCode = b.readInt16BE(at);
+  at += 2 + 4;
+  if (errorCode !== 0) throw protocolError(errorCode);
+  const topics = b.readInt32BE(at);
+  at += 4;
+  for (let t = 0; t < topics; t++) {
+    const nameLength = b.readInt16BE(at);
+    const name = b.toString("utf8", at + 2, at + 2 + nameLength);
+    at += 2 + nameLength;
+    const count = b.readInt32BE(at);
+    at += 4;
+    for (let p = 0; p < count; p++) {
+      const id = b.readInt32BE(at);
+      const errorCode = b.readInt16BE(at + 4);
+      const highWatermark = Number(b.readBigInt64BE(at + 6));
+      const lastStableOffset = Number(b.readBigInt64BE(at + 14));
+      const logStartOffset = Number(b.readBigInt64BE(at + 22));
+      at += 30;
+      const abortedCount = b.readInt32BE(at);
+      at += 4;
+      const aborted: AbortedTransaction[] = [];
+      for (let a = 0; a < abortedCount; a++, at += 16) aborted.push({ producerId: b.readBigInt64BE(at), firstOffset: Number(b.readBigInt64BE(at + 8)) });
+      at += 4; // preferred read replica
+      const size = b.readInt32BE(at);
+      at += 4;
+      const records = size < 0 ? Buffer.alloc(0) : b.subarray(at, at + size);
+      at += Math.max(0, size);
+      if (name === topic && id === partition) return { errorCode, highWatermark, lastStableOffset, logStartOffset, aborted, records };
+    }
+  }
+  throw Object.assign(new Error(`fetch response without ${topic} partition ${partition}`), { retriable: true });
+}
+
+const inflate: Inflate = async (attributes, records) => {
+  const codec = lookupCodecByAttributes(attributes);
+  if (!codec) throw new Error(`changelog: record batch compressed with codec ${attributes & 7}, which kafkajs has no codec registered for`);
+  return codec.decompress(records);
+};
+
+function protocolError(code: number): Error & { retriable: boolean } {
+  return createErrorFromCode(code);
+}
+
+function isRetriable(e: unknown): boolean {
+  const err = e as { retriable?: boolean; name?: string };
+  return err?.retriable === true || err?.name === "KafkaJSConnectionError" || err?.name === "KafkaJSRequestTimeoutError" || err?.name === "KafkaJSConnectionClosedError";
 }
