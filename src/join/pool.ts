@@ -5,6 +5,7 @@ import { Piscina } from "piscina";
 import type { InputRole } from "../domain.ts";
 import type { Released } from "../ingest/merge.ts";
 import { moving, pack } from "./batch.ts";
+import { movingStates, packStates } from "./states-batch.ts";
 import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord } from "./protocol.ts";
 import { shardOf, shardOfKey, workerOfShard } from "./route.ts";
 
@@ -99,11 +100,20 @@ export class JoinPool {
     return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items }, moving(items))));
   }
 
-  /** Loads a partition's restored join state (changelog values) into the workers that own its cars. */
-  async restore(partition: number, entries: readonly [carId: string, state: Uint8Array][]): Promise<void> {
-    const perWorker: [string, Uint8Array][][] = Array.from({ length: this.options.workers }, () => []);
-    for (const [carId, state] of entries) perWorker[this.workerOf(carId)]!.push([carId, state]);
-    await Promise.all(perWorker.map((e, w) => this.run(w, { op: "restore", partition, entries: e })));
+  /**
+   * Loads a partition's restored join state (changelog values) into the workers that own its
+   * cars: one packed, transferred buffer per worker, decoded there in parallel. Calls for
+   * different partitions may run concurrently (each worker takes its tasks in order).
+   */
+  async restore(partition: number, entries: readonly (readonly [carId: string, state: Uint8Array])[]): Promise<void> {
+    const perWorker: (readonly [string, Uint8Array])[][] = Array.from({ length: this.options.workers }, () => []);
+    for (const entry of entries) perWorker[this.workerOf(entry[0])]!.push(entry);
+    await Promise.all(
+      perWorker.map((e, w) => {
+        const states = packStates(partition, e);
+        return this.run(w, { op: "restore", states }, movingStates(states));
+      }),
+    );
   }
 
   /** Forgets a partition this process no longer owns. */

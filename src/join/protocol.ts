@@ -30,6 +30,15 @@ export interface PartitionBatch {
   watermark: number;
 }
 
+/** Restored join states of one partition for one worker, packed for transfer (states-batch.ts). */
+export interface PackedStates {
+  partition: number;
+  /** Per entry: the carId's UTF-8 byte length, then the state's byte length. */
+  lengths: Uint32Array;
+  /** Each entry's carId (UTF-8) then its changelog value, back to back. */
+  bytes: Uint8Array;
+}
+
 export interface JoinWorkerData {
   joinTimeoutMs: number;
   dedupRetentionMs: number;
@@ -40,7 +49,7 @@ export interface JoinWorkerData {
 
 export type JoinTask =
   | { op: "process"; items: PartitionBatch[] }
-  | { op: "restore"; partition: number; entries: [carId: string, state: Uint8Array][] }
+  | { op: "restore"; states: PackedStates }
   | { op: "drop"; partition: number }
   | { op: "stats" };
 

@@ -7,6 +7,7 @@ import { decodePart } from "../ingest/decode.ts";
 import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
 import { decodeCarState, encodeCarState } from "../state/codec.ts";
 import { recordCount, unpack } from "./batch.ts";
+import { unpackStates } from "./states-batch.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
 
 const options = workerData as JoinWorkerData;
@@ -72,8 +73,8 @@ export default function run(task: JoinTask): JoinTaskResult {
       }
       break;
     case "restore": {
-      const shard = shardFor(task.partition);
-      for (const [carId, bytes] of task.entries) shard.restore(carId, decodeCarState(bytes));
+      const shard = shardFor(task.states.partition);
+      unpackStates(task.states, (carId, bytes) => shard.restore(carId, decodeCarState(bytes)));
       break;
     }
     case "drop":
