@@ -15,11 +15,11 @@ const settings = testKafkaSettings("restore");
 const kafka: Kafka = createKafka(settings, "test-restore", { quiet: true });
 const producers: Producer[] = [];
 
-async function topicWith(partitions: number): Promise<string> {
+async function topicWith(partitions: number, cleanupPolicy = "compact"): Promise<string> {
   const topic = `${settings.topicPrefix}changelog-${producers.length}-${Math.random().toString(36).slice(2, 8)}`;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries: [{ name: "cleanup.policy", value: "compact" }] }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries: [{ name: "cleanup.policy", value: cleanupPolicy }] }], waitForLeaders: true });
   await admin.disconnect();
   return topic;
 }
@@ -158,6 +158,25 @@ test("random interleavings of committed and aborted transactions of two producer
     expect(p0!.records).toBe(committedRecords);
   }
 }, 120_000);
+
+test("a log whose start moved on (records deleted) is read from its new start", async () => {
+  const topic = await topicWith(1, "delete");
+  const p = await transactional("del");
+  for (const entries of [[["j/a", "a1"], ["j/b", "b1"]], [["j/a", "a2"], ["j/c", "c1"]]] as Entry[][]) {
+    const tx = await p.transaction();
+    await send(tx, topic, 0, entries);
+    await tx.commit();
+  }
+  const admin = kafka.admin();
+  await admin.connect();
+  // Offsets: a1 0, b1 1, marker 2, a2 3, c1 4, marker 5.
+  await admin.fetchTopicMetadata({ topics: [topic] }); // kafkajs deletes only for topics it has metadata of
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "3" }] });
+  await admin.disconnect();
+  const [p0] = await restorePartitions(kafka, topic, [0], { timeoutMs: 20_000 });
+  expect(asObject(p0!.entries)).toEqual({ "j/a": "a2", "j/c": "c1" });
+  expect(p0!.records).toBe(2);
+});
 
 describe("restored join states in the workers", () => {
   const states: [string, Uint8Array][] = [

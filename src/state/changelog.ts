@@ -104,15 +104,22 @@ async function restorePartition(cluster: Cluster, topic: string, partition: numb
       continue;
     }
     if (response.errorCode === OFFSET_OUT_OF_RANGE) {
-      // The log's start moved on (retention): begin there. Past the end cannot happen: we start at 0 and stop at the end.
-      if (position >= response.logStartOffset || response.logStartOffset < 0) throw new Error(`restoring ${topic} partition ${partition}: offset ${position} out of range`);
-      position = response.logStartOffset;
+      // The log's start moved on (records deleted by retention): begin at its start. (Past
+      // the end cannot happen: reading starts at 0 and stops at the end.)
+      const start = await logStart(cluster, topic, partition);
+      if (start <= position) throw new Error(`restoring ${topic} partition ${partition}: offset ${position} out of range (log start ${start})`);
+      position = start;
       continue;
     }
     position = await readBatches(response.records, position, new CommittedFilter(response.aborted), visit, inflate);
     if (position >= response.lastStableOffset) return restored;
     if (Date.now() > deadline) throw new Error(`restoring ${topic} partition ${partition} did not reach the end (offset ${response.lastStableOffset}, at ${position}) in time`);
   }
+}
+
+async function logStart(cluster: Cluster, topic: string, partition: number): Promise<number> {
+  const [offsets] = await cluster.fetchTopicsOffset([{ topic, partitions: [{ partition }], fromBeginning: true }]);
+  return Number(offsets?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
 }
 
 // ---- Fetch v11 through kafkajs's connections ----------------------------------------------
@@ -134,6 +141,7 @@ interface Cluster {
   refreshMetadata(): Promise<void>;
   findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
   findBroker(b: { nodeId: string }): Promise<Broker>;
+  fetchTopicsOffset(topics: Array<{ topic: string; partitions: Array<{ partition: number }>; fromBeginning: boolean }>): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
 }
 interface Broker {
   versions: Record<number, { minVersion: number; maxVersion: number }>;
@@ -196,7 +204,7 @@ const rawResponse = {
  * high_watermark last_stable_offset log_start_offset [producer_id first_offset]
  * preferred_read_replica records]].
  */
-export function parseFetchResponse(b: Buffer, topic: string, partition: number): FetchedPartition {
+function parseFetchResponse(b: Buffer, topic: string, partition: number): FetchedPartition {
   let at = 4;
   const errorCode = b.readInt16BE(at);
   at += 2 + 4;
