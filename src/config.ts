@@ -81,6 +81,16 @@ export function bool(name: string, def: boolean, doc: string): Setting<boolean> 
   };
 }
 
+export function choice<T extends string>(name: string, def: T, values: readonly T[], doc: string): Setting<T> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `one of ${values.join(", ")}`,
+    parse: (raw) => (values as readonly string[]).includes(raw) ? (raw as T) : undefined,
+  };
+}
+
 export function hostPorts(name: string, def: string[], doc: string): Setting<string[]> {
   return {
     name,
@@ -292,6 +302,16 @@ export function loadEngineSettings(source?: ConfigSource): { engine: EngineSetti
 
 // ---- generator (bun run generate) --------------------------------------------------------
 
+/** The engine's MAX_CLOCK_SKEW_MS default (SPEC §3); also the broker-side guard of the input topics the project creates. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * How the generator keys valid parts (SPEC §2, §9): by carId (the direct path), by the part's own
+ * id (as the original Flink pipeline's producers do), with no key, or a per-record mix of the three.
+ */
+export const KEY_BY = ["carId", "partId", "none", "mixed"] as const;
+export type KeyBy = (typeof KEY_BY)[number];
+
 export const generatorSpec = {
   cars: int("CARS", 1000, 0, 50_000_000, "cars to generate"),
   seed: int("SEED", 1, 0, 4_294_967_295, "seed of the generator's randomness: same seed and options, same records"),
@@ -305,17 +325,39 @@ export const generatorSpec = {
   dupRate: num("DUP_RATE", 0, 0, 1, "fraction of cars with one part delivered twice"),
   conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
   malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
+  keyBy: choice<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys of valid parts: carId, partId, none (no key), or mixed (each record picks one)"),
+  futureStamped: int("FUTURE_STAMPED", 0, 0, 50_000_000, "valid parts stamped FUTURE_AHEAD_MS ahead of the wall clock (a producer with a wrong clock), one per car, on random cars"),
+  futureAheadMs: int("FUTURE_AHEAD_MS", 86_400_000, 1, 315_360_000_000, "how far ahead of the wall clock FUTURE_STAMPED parts are stamped"),
+  badTimestamp: int("BAD_TIMESTAMP", 0, 0, 50_000_000, "valid parts with a negative timestamp (-1, Kafka's NO_TIMESTAMP, and -1000), one per car, on random cars"),
   extraFieldRate: num("EXTRA_FIELD_RATE", 0.05, 0, 1, "fraction of parts with an unknown extra field (must pass through)"),
   interleave: int("INTERLEAVE", 32, 1, 1_000_000, "cars in progress at once"),
   rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
   batchSize: int("BATCH_SIZE", 1000, 1, 100_000, "records per produce request"),
   manifest: str("MANIFEST", "manifest.json", "where the manifest of expected outputs is written"),
-  // The next three are the engine's settings of the same names: both sides must agree.
+  // The next four are the engine's settings of the same names: both sides must agree.
+  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "records stamped further ahead of the engine's clock are FUTURE_TIMESTAMP dead letters"),
   joinTimeoutMs: int("JOIN_TIMEOUT_MS", 5000, 1000, 3_600_000, "how long a car's window stays open after its first part (event time)"),
   dedupRetentionMs: int("DEDUP_RETENTION_MS", 60000, 0, 86_400_000, "how long an emitted car's partIds absorb redeliveries (event time)"),
   maxPartBytes: int("MAX_PART_BYTES", 65536, 256, 900_000, "largest valid part value; OVERSIZED records are just above it"),
 };
 export type GeneratorSettings = Settings<typeof generatorSpec>;
+
+/** A future-stamped part must still be future when a live engine reads it: this much later than it was sent. */
+export const FUTURE_READ_ALLOWANCE_MS = 60_000;
+
+/** Relations between generator settings that a single setting cannot express. */
+export function checkGeneratorSettings(s: Pick<GeneratorSettings, "cars" | "futureStamped" | "badTimestamp" | "futureAheadMs" | "maxClockSkewMs">): void {
+  requireThat(
+    s.futureStamped + s.badTimestamp <= s.cars,
+    `FUTURE_STAMPED=${s.futureStamped} + BAD_TIMESTAMP=${s.badTimestamp} must be <= CARS=${s.cars} (one such part per car)`,
+  );
+  if (s.futureStamped > 0) {
+    requireThat(
+      s.futureAheadMs >= s.maxClockSkewMs + FUTURE_READ_ALLOWANCE_MS,
+      `FUTURE_AHEAD_MS=${s.futureAheadMs} must be >= MAX_CLOCK_SKEW_MS + ${FUTURE_READ_ALLOWANCE_MS} = ${s.maxClockSkewMs + FUTURE_READ_ALLOWANCE_MS}, or a live engine may accept the part`,
+    );
+  }
+}
 
 // ---- verifier (bun run verify) ----------------------------------------------------------
 

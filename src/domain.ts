@@ -137,7 +137,8 @@ export function amountToCents(amount: number): number | null {
  * Why a record went to the dead-letter topic. A reason is written `CLASS: detail`, e.g.
  * `BAD_VALUE: placement "MIDDLE" is not one of FRONT_LEFT, ...`. Validation checks in this
  * order and reports the first failure: OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE,
- * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding.
+ * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding; FUTURE_TIMESTAMP
+ * and BAD_TIMESTAMP by the record's timestamp against the engine's clock (SPEC §3).
  */
 export const DEAD_LETTER_CLASSES = [
   "OVERSIZED", // value larger than MAX_PART_BYTES

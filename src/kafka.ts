@@ -2,7 +2,7 @@
 // partitioning so the generator's keying matches any other producer, and topic creation.
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig } from "kafkajs";
 import type { KafkaSettings, Topics } from "./config.ts";
-import { topicsOf } from "./config.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, topicsOf } from "./config.ts";
 
 export { Partitioners };
 
@@ -19,16 +19,21 @@ export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: 
 /** The Java client's default partitioner (murmur2 on the key): co-partitioning with any Kafka producer. */
 export const murmur2Partitioner = Partitioners.DefaultPartitioner;
 
+/** Topic config of the broker-side guard against producer clocks (Kafka >= 3.6): records stamped further ahead are refused. */
+export const TIMESTAMP_GUARD = "message.timestamp.after.max.ms";
+
 /** Every topic of SPEC §2 with its role's partition count and config. */
 export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
   const t: Topics = topicsOf(settings);
   const input = settings.inputPartitions;
   const output = settings.outputPartitions;
+  // SPEC §3: the broker refuses what the engine would dead-letter as FUTURE_TIMESTAMP anyway.
+  const inputConfig = () => [{ name: TIMESTAMP_GUARD, value: String(DEFAULT_MAX_CLOCK_SKEW_MS) }];
   return [
-    { topic: t.body, numPartitions: input },
-    { topic: t.engine, numPartitions: input },
-    { topic: t.remoteControl, numPartitions: input },
-    { topic: t.wheel, numPartitions: input },
+    { topic: t.body, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.engine, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.remoteControl, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.wheel, numPartitions: input, configEntries: inputConfig() },
     { topic: t.completed, numPartitions: output },
     { topic: t.incomplete, numPartitions: output },
     { topic: t.dlq, numPartitions: output },

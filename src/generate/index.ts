@@ -1,6 +1,6 @@
 // The generator in-process: plan, send, model, check, manifest. Used by the CLI, the demo and
 // tests; throws when the run did not do what the plan meant (see intent.ts).
-import { generatorSpec, loadSettings, topicsOf, type GeneratorSettings, type KafkaSettings } from "../config.ts";
+import { checkGeneratorSettings, generatorSpec, loadSettings, topicsOf, type GeneratorSettings, type KafkaSettings } from "../config.ts";
 import { checkIntent, type IntentProblem } from "./intent.ts";
 import { buildManifest, modelRecordsOf, type Manifest } from "./manifest.ts";
 import { runModel } from "./model.ts";
@@ -34,6 +34,7 @@ export function planOptionsOf(s: GeneratorSettings): PlanOptions {
 
 export async function generate(options: Partial<GeneratorSettings>, kafka: KafkaSettings, hooks: GenerateHooks = {}): Promise<Manifest> {
   const settings = { ...generatorDefaults(), ...options };
+  checkGeneratorSettings(settings);
   const plan = buildPlan(planOptionsOf(settings));
   const { sent, wallStartedAt, wallFinishedAt, busyMs } = await sendPlan(plan, kafka, { batchSize: settings.batchSize, onProgress: hooks.onProgress });
   hooks.onSent?.({ wallMs: wallFinishedAt - wallStartedAt, busyMs });

@@ -1,7 +1,7 @@
 // Shared by integration tests: a real broker, and topics of their own under a unique prefix
 // so tests never see each other's records.
 import { kafkaSpec, loadSettings, processSource, topicsOf, type KafkaSettings, type Topics } from "../../src/config.ts";
-import { createKafka, ensureTopics } from "../../src/kafka.ts";
+import { createKafka, ensureTopics, TIMESTAMP_GUARD, topicPlan } from "../../src/kafka.ts";
 
 let counter = 0;
 
@@ -12,13 +12,30 @@ export function testKafkaSettings(label: string, overrides: Partial<KafkaSetting
   return { ...base, topicPrefix: prefix, ...overrides };
 }
 
+export interface FreshTopicsOptions {
+  /**
+   * false: the input topics lack the broker-side clock guard (message.timestamp.after.max.ms), as a
+   * user's existing topics may; a guarded topic refuses future-stamped parts before the engine sees them.
+   */
+  timestampGuard?: boolean;
+}
+
 /** Creates every topic of SPEC §2 under a fresh prefix and returns their names. */
-export async function freshTopics(label: string, overrides: Partial<KafkaSettings> = {}): Promise<{ settings: KafkaSettings; topics: Topics }> {
+export async function freshTopics(
+  label: string,
+  overrides: Partial<KafkaSettings> = {},
+  opts: FreshTopicsOptions = {},
+): Promise<{ settings: KafkaSettings; topics: Topics }> {
   const settings = testKafkaSettings(label, overrides);
   const admin = createKafka(settings, `test-admin-${label}`).admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, settings);
+    if (opts.timestampGuard === false) {
+      const topics = topicPlan(settings).map((c) => ({ ...c, configEntries: c.configEntries?.filter((e) => e.name !== TIMESTAMP_GUARD) }));
+      await admin.createTopics({ topics, waitForLeaders: true });
+    } else {
+      await ensureTopics(admin, settings);
+    }
   } finally {
     await admin.disconnect();
   }
