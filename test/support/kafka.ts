@@ -32,7 +32,19 @@ export async function freshTopics(
   try {
     if (opts.timestampGuard === false) {
       const topics = topicPlan(settings).map((c) => ({ ...c, configEntries: c.configEntries?.filter((e) => e.name !== TIMESTAMP_GUARD) }));
-      await admin.createTopics({ topics, waitForLeaders: true });
+      // createTopics starts with a metadata request over every topic, which fails with
+      // UNKNOWN_TOPIC_OR_PARTITION while topics created a moment ago settle: retry what is missing.
+      for (let attempt = 0; ; attempt++) {
+        const now = new Set(await admin.listTopics());
+        const missing = topics.filter((c) => !now.has(c.topic));
+        if (missing.length === 0) break;
+        try {
+          await admin.createTopics({ topics: missing, waitForLeaders: true });
+        } catch (e) {
+          if (attempt >= 40) throw e;
+          await Bun.sleep(250);
+        }
+      }
     } else {
       await ensureTopics(admin, settings);
     }
