@@ -1,8 +1,7 @@
 // Bad input for the dead-letter path (SPEC §8). Each record has exactly one defect, so its
 // class is unambiguous under the validation order, and carries its partId as a unique token
 // so the dead letter can be matched by its bytes.
-import { KIND_OF_ROLE, WHEEL_PLACEMENTS, INPUT_ROLES, type InputRole } from "../domain.ts";
-import type { DeadLetterClass } from "../domain.ts";
+import { KIND_OF_ROLE, WHEEL_PLACEMENTS, INPUT_ROLES, type DeadLetterClass, type InputRole } from "../domain.ts";
 import { chooseSku, encodeJson, makePart, type SkuOptions } from "./parts.ts";
 import type { Rng } from "./prng.ts";
 
