@@ -22,7 +22,10 @@ import { StreamThread, type ThreadObserver } from "./thread.ts";
 
 export interface EngineStatus {
   ready: boolean;
+  /** Partitions being processed. */
   partitions: number[];
+  /** Assigned partitions not processed yet (being taken: fence, restore, rewind). */
+  restoring: number[];
 }
 
 export interface EngineHealth {
@@ -110,7 +113,9 @@ export class Engine {
   }
 
   status(): EngineStatus {
-    return { ready: this.started && this.failure() === undefined && this.tasks.ready(), partitions: this.tasks.ownedPartitions() };
+    const partitions = this.tasks.ownedPartitions();
+    const restoring = this.source.assignedPartitions().filter((p) => !partitions.includes(p));
+    return { ready: this.started && this.failure() === undefined && this.tasks.ready(), partitions, restoring };
   }
 
   /** Not ok after a fatal error, or while a partition is stalled (SPEC §10), naming it and why. */
