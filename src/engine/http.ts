@@ -26,7 +26,8 @@ export function engineHttp(engine: ServedEngine): Hono {
   app.get("/metrics", async (c) => c.text(await engine.metrics.render(), 200, { "content-type": engine.metrics.contentType }));
   app.get("/status.json", (c) => {
     const since = Number(c.req.query("since") ?? 0);
-    return c.json(history.snapshot(Number.isFinite(since) ? since : 0), 200, { "cache-control": "no-store" });
+    const engineState = { ready: engine.status().ready, error: engine.failure()?.message ?? null };
+    return c.json({ ...history.snapshot(Number.isFinite(since) ? since : 0), engine: engineState }, 200, { "cache-control": "no-store" });
   });
   app.get("/", (c) => c.html(STATUS_PAGE));
   return app;
