@@ -10,7 +10,9 @@
 // PerformanceObserver for 'gc' entries but never emits one: 'gc' is not in
 // PerformanceObserver.supportedEntryTypes) and nodejs_active_{handles,requests,resources}
 // (Bun's process._getActiveHandles()/getActiveResourcesInfo() return empty lists, so they read 0
-// with timers and sockets open).
+// with timers and sockets open). Also left out: nodejs_heap_space_size_*, V8's heap spaces, of
+// which Bun fills only "old" and whose collection (v8.getHeapSpaceStatistics) takes milliseconds
+// per scrape in Bun, most of a render; nodejs_heap_size_* and rccar_heap_used_bytes remain.
 // Bun's monitorEventLoopDelay histograms share one state (resetting one resets all), so
 // nodejs_eventloop_lag_* hold since the last /metrics scrape only while nothing else resets them;
 // the status page measures the loop with its own timer instead (status.ts).
@@ -25,7 +27,7 @@ function keyOf(labels: Record<string, string | number>): string {
   return k;
 }
 
-/** Why Bun leaves these empty: see the header. */
+/** Why these are left out under Bun: see the header. */
 const EMPTY_UNDER_BUN = [
   "nodejs_gc_duration_seconds",
   "nodejs_active_handles",
@@ -34,6 +36,9 @@ const EMPTY_UNDER_BUN = [
   "nodejs_active_requests_total",
   "nodejs_active_resources",
   "nodejs_active_resources_total",
+  "nodejs_heap_space_size_total_bytes",
+  "nodejs_heap_space_size_used_bytes",
+  "nodejs_heap_space_size_available_bytes",
 ];
 
 /** A counter or gauge family with label names L. A counter's `set` is for totals kept elsewhere (the pricing clock). */
