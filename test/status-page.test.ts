@@ -127,10 +127,12 @@ describe("status page", () => {
       const seenOut = new Set<number>();
       const deadline = Date.now() + 120_000;
       let done = false;
+      let midRunShot: string | undefined;
       while (!done && Date.now() < deadline) {
         const [i, o] = [await shown(page, "records-in"), await shown(page, "cars-out")];
         if (i !== undefined) seenIn.add(i);
         if (o !== undefined) seenOut.add(o);
+        if (!midRunShot && o !== undefined && o > 100) midRunShot = await screenshot(page, "status-page-running.png");
         done = manifest !== undefined && (await engineCaughtUp(s.engine, manifest, 0));
         await Bun.sleep(300);
       }
