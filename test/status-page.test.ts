@@ -60,7 +60,7 @@ async function screenshot(page: Page, name: string): Promise<string> {
 /** The engine's HTTP app over metrics the test sets itself: what the page makes of states a short run rarely reaches. */
 function servedMetrics(): { metrics: EngineMetrics; url: string } {
   const metrics = new EngineMetrics();
-  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: engineHttp({ metrics, failure: () => undefined, status: () => ({ ready: true }) }).fetch });
+  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: engineHttp({ metrics, failure: () => undefined, status: () => ({ ready: true }), health: () => ({ ok: true }) }).fetch });
   return { metrics, url: `http://127.0.0.1:${server.port}` };
 }
 
@@ -172,7 +172,7 @@ describe("status page", () => {
       for (const p of [0, 1, 2]) {
         m.consumerLag.set({ topic: "body", partition: p }, 100 * p);
         m.consumerLag.set({ topic: "wheel", partition: p }, 10 * p);
-        m.watermarkDelay.set({ partition: p }, 1.5 + p);
+        m.partitionWatermarkDelay.set({ partition: p }, 1.5 + p);
         m.partitionLastProgress.set({ partition: p }, Date.now() / 1000 - 40 * p);
       }
       m.partitionPaused.set({ topic: "wheel", partition: 1, reason: "lane_full" }, 1);

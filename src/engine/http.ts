@@ -1,5 +1,6 @@
-// The engine's HTTP port: /metrics (Prometheus text), /health (the process runs), /ready (every
-// owned partition restored), and the live status page (`/`, its data at /status.json).
+// The engine's HTTP port: /metrics (Prometheus text), /health (no fatal error, no stalled
+// partition), /ready (every owned partition restored), and the live status page (`/`, its data
+// at /status.json).
 import { Hono } from "hono";
 import type { EngineMetrics } from "./metrics.ts";
 import { STATUS_PAGE } from "./status-page.ts";
@@ -10,14 +11,16 @@ export interface ServedEngine {
   readonly metrics: EngineMetrics;
   failure(): Error | undefined;
   status(): { ready: boolean };
+  health(): { ok: boolean };
 }
 
 export function engineHttp(engine: ServedEngine): Hono {
   const app = new Hono();
   const history = new StatusHistory(engine.metrics).start();
+  // Not ok after a fatal error or while a partition is stalled: which one and why (SPEC §10).
   app.get("/health", (c) => {
-    const failure = engine.failure();
-    return failure ? c.json({ ok: false, error: failure.message }, 500) : c.json({ ok: true });
+    const h = engine.health();
+    return c.json(h, h.ok ? 200 : 503);
   });
   app.get("/ready", (c) => {
     const s = engine.status();

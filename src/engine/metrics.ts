@@ -86,6 +86,11 @@ export class Family<L extends string = never> {
     return this.values.get(keyOf(labels))?.value ?? 0;
   }
 
+  /** Drops every series (a gauge the engine sets afresh each time). */
+  clear(): void {
+    this.values.clear();
+  }
+
   /** Drops one series (a gauge of a partition this process no longer owns). */
   remove(labels: Labels<L>): void {
     this.values.delete(keyOf(labels));
@@ -160,16 +165,16 @@ export class EngineMetrics {
   readonly priceRequestErrors = this.counter("rccar_price_request_errors_total", "price requests that failed, by reason (http_5xx, http_4xx, timeout, connection, bad_body)", ["reason"]);
   readonly transactions = this.counter("rccar_transactions_total", "Kafka transactions, by result", ["result"]);
   readonly heapUsed = this.gauge("rccar_heap_used_bytes", "JavaScript heap in use, by thread (main, join-0, join-1, ...)", ["thread"]);
-  readonly partitionPaused = this.gauge("rccar_partition_paused", "1 while an input topic-partition is paused: lane_full (its merge buffer is full) or no_room (the waiting set is full)", ["topic", "partition", "reason"]);
-  readonly partitionLastProgress = this.gauge("rccar_partition_last_progress_seconds", "unix time of the partition's last progress", ["partition"]);
-  readonly watermarkDelay = this.gauge("rccar_partition_watermark_delay_seconds", "wall clock minus the partition's watermark", ["partition"]);
-  readonly partitionStalled = this.gauge("rccar_partition_stalled", "1 while a partition has input waiting and made no progress for STALL_TIMEOUT_MS, by reason", ["partition", "reason"]);
-  readonly restores = this.counter("rccar_restores_total", "partitions restored from the changelog");
-  readonly rebuilds = this.counter("rccar_rebuilds_total", "partitions rebuilt from Kafka after a failed commit");
+  readonly partitionPaused = this.gauge("rccar_partition_paused", "input topic-partitions paused (1), by reason lane_full|no_room", ["topic", "partition", "reason"]);
+  readonly partitionLastProgress = this.gauge("rccar_partition_last_progress_seconds", "unix time of each partition's last progress", ["partition"]);
+  readonly partitionWatermarkDelay = this.gauge("rccar_partition_watermark_delay_seconds", "wall clock minus each partition's watermark", ["partition"]);
+  readonly partitionStalled = this.gauge("rccar_partition_stalled", "partitions with input waiting and no progress for STALL_TIMEOUT_MS (1), by reason", ["partition", "reason"]);
+  readonly restores = this.counter("rccar_restores_total", "partition sets taken and restored from the changelog");
+  readonly rebuilds = this.counter("rccar_rebuilds_total", "tasks closed and rebuilt from Kafka after a failed commit");
   readonly kafkaRetriable = this.counter("rccar_kafka_retriable_total", "retriable Kafka client errors, by type", ["type"]);
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5], this.registry);
   readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], this.registry);
-  readonly restoreSeconds = new Histogram("rccar_restore_seconds", "time to restore partitions from the changelog", [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120], this.registry);
+  readonly restoreSeconds = new Histogram("rccar_restore_seconds", "time from taking partitions to processing them", [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30], this.registry);
   readonly recentDeadLetters = new RecentDeadLetters(50);
   readonly startedAt = Date.now();
 

@@ -71,7 +71,7 @@ export function sampleOf(m: EngineMetrics, t: number, loopDelayMaxS: number): St
   const lag: Record<string, number> = {};
   for (const { labels, value } of m.consumerLag.entries()) lag[labels.partition] = (lag[labels.partition] ?? 0) + value;
   const watermarkDelayS: Record<string, number> = {};
-  for (const { labels, value } of m.watermarkDelay.entries()) watermarkDelayS[labels.partition] = value;
+  for (const { labels, value } of m.partitionWatermarkDelay.entries()) watermarkDelayS[labels.partition] = value;
   const proc = m.processReadings();
   return {
     t,
@@ -120,7 +120,7 @@ export function partitionsOf(m: EngineMetrics): PartitionStatus[] {
     r.lag += value;
     r.lagByTopic[String(labels.topic)] = value;
   }
-  for (const { labels, value } of m.watermarkDelay.entries()) row(labels.partition).watermarkDelayS = value;
+  for (const { labels, value } of m.partitionWatermarkDelay.entries()) row(labels.partition).watermarkDelayS = value;
   for (const { labels, value } of m.partitionLastProgress.entries()) row(labels.partition).lastProgressAt = value * 1000;
   for (const { labels, value } of m.partitionPaused.entries()) if (value > 0) row(labels.partition).paused.push({ topic: String(labels.topic), reason: String(labels.reason) });
   for (const { labels, value } of m.partitionStalled.entries()) if (value > 0) row(labels.partition).stalled.push(String(labels.reason));

@@ -73,8 +73,11 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
       release();
       return c.body(null, 499 as never);
     }
-    await Bun.sleep(delay);
+    // A client that gives up (its timeout) ends the request: the slot is free from then on,
+    // as with a real server that notices the closed connection.
+    const aborted = await sleepUnlessAborted(delay, c.req.raw.signal);
     release();
+    if (aborted) return c.body(null, 499 as never);
     if (roll < behaviour.hangRate + behaviour.failRate) {
       stats.failed++;
       return c.json({ error: "injected failure" }, 503);
@@ -113,4 +116,20 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
       return behaviour;
     },
   };
+}
+
+/** Waits `ms`; resolves early with true when the client aborts the request. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
