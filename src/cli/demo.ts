@@ -51,6 +51,7 @@ try {
     await Bun.sleep(200);
   }
   log(`engine ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`status page: ${metricsUrl}/ (live charts; /metrics for Prometheus)`);
 
   const watcher = new OutputWatcher(kafka, topics);
   await watcher.start();
