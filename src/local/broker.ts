@@ -189,18 +189,22 @@ function java(s: LocalBrokerSettings, args: string[], heap?: string): string[] {
   return ["java", ...(heap ? [`-Xms${heap}`, `-Xmx${heap}`] : []), logFlag, "-cp", `${p.libs}/*`, ...args];
 }
 
+/** One release's storage in another's hands fails late and obscurely (3.9 cannot read 4.x's): refuse it up front. */
+function refuseOtherReleasesData(s: LocalBrokerSettings): void {
+  const p = paths(s);
+  if (!existsSync(join(p.logs, "meta.properties"))) return;
+  // Data from before KAFKA_VERSION existed was always 3.9.1's.
+  const formattedBy = existsSync(p.formattedBy) ? readFileSync(p.formattedBy, "utf8").trim() : "3.9.1";
+  if (formattedBy !== s.version) {
+    throw new BrokerSetupError(
+      `${p.logs} holds data of Kafka ${formattedBy}, not KAFKA_VERSION=${s.version}: set KAFKA_DATA_DIR to another directory (or delete that one)`,
+    );
+  }
+}
+
 function formatStorage(s: LocalBrokerSettings, log: Log): void {
   const p = paths(s);
-  if (existsSync(join(p.logs, "meta.properties"))) {
-    // Data from before KAFKA_VERSION existed was always 3.9.1's.
-    const formattedBy = existsSync(p.formattedBy) ? readFileSync(p.formattedBy, "utf8").trim() : "3.9.1";
-    if (formattedBy !== s.version) {
-      throw new BrokerSetupError(
-        `${p.logs} holds data of Kafka ${formattedBy}, not KAFKA_VERSION=${s.version}: set KAFKA_DATA_DIR to another directory (or delete that one)`,
-      );
-    }
-    return;
-  }
+  if (existsSync(join(p.logs, "meta.properties"))) return;
   log(`formatting KRaft storage in ${p.logs}`);
   const [javaCmd, ...uuidArgs] = java(s, ["kafka.tools.StorageTool", "random-uuid"]);
   const id = spawnSync(javaCmd!, uuidArgs, { encoding: "utf8" });
@@ -279,6 +283,7 @@ export async function startBroker(s: LocalBrokerSettings, k: KafkaSettings, log:
     throw new BrokerSetupError(`port ${s.port} is taken by another process: stop it, set KAFKA_PORT, or set KAFKA_BROKERS to use it`);
   }
   requireCommand("java", ["-version"], "a Java runtime, 17 or newer (apt-get install openjdk-17-jre-headless)");
+  refuseOtherReleasesData(s);
   mkdirSync(p.dir, { recursive: true });
   fetchBrokerJars(s, log);
   writeConfig(s);
