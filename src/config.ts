@@ -71,6 +71,16 @@ export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/
   };
 }
 
+export function oneOf<T extends string>(name: string, def: T, values: readonly T[], doc: string): Setting<T> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `one of ${values.join(", ")}`,
+    parse: (raw) => values.find((v) => v === raw.trim()),
+  };
+}
+
 export function bool(name: string, def: boolean, doc: string): Setting<boolean> {
   return {
     name,
@@ -237,10 +247,15 @@ export function topicsOf(k: KafkaSettings): Topics {
   };
 }
 
+/** Apache Kafka releases the local broker can run, newest first (each has its pom in src/local/). */
+export const KAFKA_VERSIONS = ["4.4.0", "3.9.1"] as const;
+export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
+
 export const localBrokerSpec = {
+  version: oneOf<KafkaVersion>("KAFKA_VERSION", KAFKA_VERSIONS[0], KAFKA_VERSIONS, "Apache Kafka release of the local broker"),
   port: int("KAFKA_PORT", 9092, 1, 65535, "port of the local broker (127.0.0.1)"),
   controllerPort: int("KAFKA_CONTROLLER_PORT", 9093, 1, 65535, "KRaft controller port of the local broker"),
-  dataDir: str("KAFKA_DATA_DIR", ".local/kafka", "where the local broker keeps its jars, logs and pid"),
+  dataDir: str("KAFKA_DATA_DIR", "", "where the local broker keeps its jars, logs and pid (default .local/kafka-<KAFKA_VERSION>)"),
   heap: str("KAFKA_HEAP", "1g", "JVM heap of the local broker", /^\d+[mg]$/),
 };
 export type LocalBrokerSettings = Settings<typeof localBrokerSpec>;
