@@ -277,6 +277,9 @@ export function loadPriceApiSettings(source?: ConfigSource): PriceApiSettings {
   return s;
 }
 
+/** The engine's MAX_CLOCK_SKEW_MS default (SPEC §3); also the broker-side guard of the input topics the project creates. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
+
 export const engineSpec = {
   groupId: str("GROUP_ID", "rccar-assembler", "consumer group of the engine instances"),
   instanceId: str("INSTANCE_ID", "", "this instance's name in logs and client ids (default: host-pid)"),
@@ -289,7 +292,7 @@ export const engineSpec = {
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
-  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", 60000, 0, 86_400_000, "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter"),
+  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter"),
   stallTimeoutMs: int("STALL_TIMEOUT_MS", 30000, 100, 3_600_000, "/health is not ok while a partition has input waiting and made no progress for this long"),
   priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
   priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
@@ -317,8 +320,6 @@ export function loadEngineSettings(source?: ConfigSource): { engine: EngineSetti
 
 // ---- generator (bun run generate) --------------------------------------------------------
 
-/** The engine's MAX_CLOCK_SKEW_MS default (SPEC §3); also the broker-side guard of the input topics the project creates. */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 
 /**
  * How the generator keys valid parts (SPEC §2, §9): by carId (the direct path), by the part's own

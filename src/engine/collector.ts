@@ -4,7 +4,7 @@
 // While one transaction is in flight the next batch fills: a commit overlaps the next tick's
 // processing, and transactions of one partition still commit strictly one after the other.
 import type { Car, DeadLetter } from "../domain.ts";
-import type { ConsumedOffset, OutRecord, SinkPort } from "./ports.ts";
+import type { ConsumedOffset, OutRecord } from "./ports.ts";
 
 export interface CollectorTopics {
   completed: string;
@@ -19,6 +19,12 @@ export interface CommitBatch {
   offsets: ConsumedOffset[];
   /** Output records by situation (DEAD_LETTER for dead letters), for metrics once committed. */
   situations: Map<string, number>;
+  /** Where each dead letter came from and why, for the status page once committed. */
+  deadLetters: DeadLetterNote[];
+}
+
+export interface DeadLetterNote extends SourceCoordinates {
+  reason: string;
 }
 
 export interface SourceCoordinates {
@@ -32,6 +38,7 @@ export class RecordCollector {
   private changelog = new Map<string, Buffer | null>();
   private offsets = new Map<string, string>();
   private situations = new Map<string, number>();
+  private deadLetters: DeadLetterNote[] = [];
 
   constructor(
     readonly partition: number,
@@ -57,6 +64,7 @@ export class RecordCollector {
       reason,
     };
     this.output({ topic: this.topics.dlq, key: letter.key, value: JSON.stringify(letter) }, "DEAD_LETTER");
+    this.deadLetters.push({ topic: source.topic, partition: source.partition, offset: source.offset, reason });
     return letter;
   }
 
@@ -78,11 +86,13 @@ export class RecordCollector {
       records,
       offsets: [...this.offsets].map(([topic, offset]) => ({ topic, partition: this.partition, offset })),
       situations: this.situations,
+      deadLetters: this.deadLetters,
     };
     this.outputs = [];
     this.changelog = new Map();
     this.offsets = new Map();
     this.situations = new Map();
+    this.deadLetters = [];
     return batch;
   }
 
@@ -90,9 +100,4 @@ export class RecordCollector {
     this.outputs.push(record);
     this.situations.set(situation, (this.situations.get(situation) ?? 0) + 1);
   }
-}
-
-/** Writes one batch in one transaction of the partition's sink. */
-export async function commitBatch(sink: SinkPort, batch: CommitBatch): Promise<void> {
-  await sink.commit(batch.records, batch.offsets);
 }

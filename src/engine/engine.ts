@@ -213,6 +213,8 @@ export class Engine {
       return;
     }
     this.metrics.commitLatency.observe(report.ms / 1000);
+    const at = Date.now();
+    for (const letter of report.batch.deadLetters) this.metrics.recentDeadLetters.push({ at, ...letter });
     for (const [situation, n] of report.batch.situations) {
       const topic = situation === "DEAD_LETTER" ? this.topics.dlq : situation === "COMPLETED" ? this.topics.completed : this.topics.incomplete;
       this.metrics.recordsOut.add({ topic, situation }, n);

@@ -74,7 +74,9 @@ export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOp
 
   // Idempotent: a retried produce request never duplicates a record, so duplicates are only
   // the ones the plan sends on purpose.
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner });
+  // Retries long enough to ride out a broker restart (~15 s), as a real producer's delivery
+  // timeout would; idempotence keeps a retried batch from being written twice.
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner, retry: { initialRetryTime: 200, maxRetryTime: 3000, retries: 30 } });
   await producer.connect();
   const sent: SentRecord[] = [];
   const wallStartedAt = Date.now();
