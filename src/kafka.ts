@@ -6,13 +6,21 @@ import { DEFAULT_MAX_CLOCK_SKEW_MS, topicsOf } from "./config.ts";
 
 export { Partitioners };
 
+/** How long kafkajs retries a request before it gives up: a few seconds, or long enough to ride out a broker restart. */
+export type RetryBudget = "short" | "restart";
+
+const RETRIES: Record<RetryBudget, { initialRetryTime: number; maxRetryTime?: number; retries: number }> = {
+  short: { initialRetryTime: 100, retries: 8 },
+  restart: { initialRetryTime: 200, maxRetryTime: 3000, retries: 30 },
+};
+
 /** `quiet` silences kafkajs's own logging, for callers that retry and report failures themselves. */
-export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: { quiet?: boolean } = {}): Kafka {
+export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: { quiet?: boolean; retry?: RetryBudget } = {}): Kafka {
   return new Kafka({
     clientId,
     brokers: settings.brokers,
     logLevel: opts.quiet ? logLevel.NOTHING : logLevel.ERROR,
-    retry: { initialRetryTime: 100, retries: 8 },
+    retry: RETRIES[opts.retry ?? "short"],
   });
 }
 

@@ -58,7 +58,8 @@ async function requireNoGuard(admin: Admin, topics: string[], aheadMs: number): 
 export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOptions): Promise<SendResult> {
   const topics = topicsOf(settings);
   const topicOf: Record<InputRole, string> = { body: topics.body, engine: topics.engine, remoteControl: topics.remoteControl, wheel: topics.wheel };
-  const kafka = createKafka(settings, `rccar-generator-${process.pid}`);
+  // A producer rides out a broker restart (~15 s), as a real one's delivery timeout would.
+  const kafka = createKafka(settings, `rccar-generator-${process.pid}`, { retry: "restart" });
 
   const admin = kafka.admin();
   await admin.connect();
@@ -74,9 +75,8 @@ export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOp
 
   // Idempotent: a retried produce request never duplicates a record, so duplicates are only
   // the ones the plan sends on purpose.
-  // Retries long enough to ride out a broker restart (~15 s), as a real producer's delivery
-  // timeout would; idempotence keeps a retried batch from being written twice.
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner, retry: { initialRetryTime: 200, maxRetryTime: 3000, retries: 30 } });
+  // Idempotence keeps a batch retried across a broker restart from being written twice.
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner });
   await producer.connect();
   const sent: SentRecord[] = [];
   const wallStartedAt = Date.now();
