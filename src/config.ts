@@ -61,6 +61,31 @@ export function num(name: string, def: number, min: number, max: number, doc: st
   };
 }
 
+/** A money amount with at most two decimals (whole cents), e.g. 100000.00. */
+export function amount(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `an amount in ${min}..${max} with at most two decimals`,
+    parse: (raw) => {
+      if (!/^\d+(\.\d{1,2})?$/.test(raw.trim())) return undefined;
+      const n = Number(raw);
+      return n >= min && n <= max ? n : undefined;
+    },
+  };
+}
+
+export function oneOf<T extends string>(name: string, def: T, values: readonly T[], doc: string): Setting<T> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `one of ${values.join(", ")}`,
+    parse: (raw) => (values as readonly string[]).includes(raw.trim().toLowerCase()) ? (raw.trim().toLowerCase() as T) : undefined,
+  };
+}
+
 export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/@]*$/): Setting<string> {
   return {
     name,
@@ -273,6 +298,8 @@ export const engineSpec = {
   priceCacheTtlMs: int("PRICE_CACHE_TTL_MS", 0, 0, 86_400_000, "reuse a price this long (0 = off: every car gets a price requested after it began waiting)"),
   priceRetryBaseMs: int("PRICE_RETRY_BASE_MS", 100, 1, 60_000, "first retry backoff (exponential, with jitter)"),
   priceRetryMaxMs: int("PRICE_RETRY_MAX_MS", 5000, 1, 600_000, "largest retry backoff"),
+  // At most 1e12: seven parts at the maximum stay exact integers of cents (< 2^53).
+  priceMaxAmount: amount("PRICE_MAX_AMOUNT", 100_000, 0.01, 1_000_000_000_000, "a price above this is not a price: the car ends FAILED_GET_PRICE"),
   priceMaxWaitingCars: int("PRICE_MAX_WAITING_CARS", 10000, 1, 10_000_000, "cars waiting for prices before consumption pauses (backpressure)"),
   httpPort: int("HTTP_PORT", 8090, 0, 65535, "port of /metrics, /health and /ready"),
 };
