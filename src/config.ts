@@ -31,6 +31,8 @@ export function processSource(): ConfigSource {
   return { env: process.env, argv: process.argv.slice(2) };
 }
 
+import { FAULT_TABLE_FORMAT, parseFaultTable, type FaultTable } from "./price-api/faults.ts";
+
 // ---- setting constructors -------------------------------------------------------------
 
 export function int(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
@@ -84,6 +86,10 @@ export function oneOf<T extends string>(name: string, def: T, values: readonly T
     allowed: `one of ${values.join(", ")}`,
     parse: (raw) => (values as readonly string[]).includes(raw.trim().toLowerCase()) ? (raw.trim().toLowerCase() as T) : undefined,
   };
+}
+
+export function faultTable(name: string, doc: string): Setting<FaultTable> {
+  return { name, doc, default: {}, allowed: FAULT_TABLE_FORMAT, parse: parseFaultTable };
 }
 
 export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/@]*$/): Setting<string> {
@@ -267,6 +273,7 @@ export const priceApiSpec = {
   failRate: num("FAIL_RATE", 0, 0, 1, "fraction of requests answered HTTP 503"),
   hangRate: num("HANG_RATE", 0, 0, 1, "fraction of requests never answered"),
   maxConcurrency: int("MAX_CONCURRENCY", 5, 1, 100000, "requests admitted at once; more get 429"),
+  faults: faultTable("FAULTS", "per-SKU unusable answers, e.g. SKU-1=negative,SKU-2=html (tests of SPEC §5)"),
 };
 export type PriceApiSettings = Settings<typeof priceApiSpec>;
 

@@ -11,7 +11,8 @@ try {
   process.exit(2);
 }
 const api = await startPriceApi(settings, { hostname: "0.0.0.0" });
-console.error(`[price-api] listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency})`);
+const faulty = Object.keys(settings.faults).length;
+console.error(`[price-api] listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency}${faulty ? `, ${faulty} faulty SKUs` : ""})`);
 const stop = async () => {
   await api.stop();
   process.exit(0);
