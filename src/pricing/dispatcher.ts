@@ -208,7 +208,10 @@ export class PricingDispatcher {
           return judgeAnswer(req.sku, res.status, "", this.maxAmount);
         }
         // A body cut or trickling past the timeout rejects here: a connection error or the abort.
-        return judgeAnswer(req.sku, res.status, await res.text(), this.maxAmount);
+        const verdict = judgeAnswer(req.sku, res.status, await res.text(), this.maxAmount);
+        // A bad body is this SKU's problem (the service answers others well): the car's error,
+        // which lists reasons for all its SKUs together, says which SKU got which answer.
+        return "error" in verdict ? { error: `${req.sku}: ${verdict.error}` } : verdict;
       })
       .catch((e: unknown) => {
         const reason = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? "aborted") : `connection error: ${(e as Error).message}`;
