@@ -212,6 +212,13 @@ export function requireThat(ok: boolean, message: string): void {
 
 // ---- the settings of each program ------------------------------------------------------
 
+/** Every program's logging (src/log.ts); read from the environment only, beside each program's own flags. */
+export const logSpec = {
+  level: oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const, "lines below this level are dropped (debug shows retried Kafka conditions)"),
+  format: oneOf("LOG_FORMAT", "text", ["text", "json"] as const, "text lines, or one JSON object per line for log shippers"),
+};
+export type LogSettings = Settings<typeof logSpec>;
+
 export const kafkaSpec = {
   brokers: hostPorts("KAFKA_BROKERS", ["127.0.0.1:9092"], "Kafka bootstrap servers"),
   topicPrefix: str("TOPIC_PREFIX", "", "prefix added to every topic name (several runs can share a broker)"),
