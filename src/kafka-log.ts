@@ -31,6 +31,13 @@ const HANDLED: ReadonlyArray<[prefix: string, condition: string]> = [
   ["Failed to connect to broker, reconnecting", "CONNECTION"],
 ];
 
+/**
+ * Advice kafkajs gives at WARN about a choice the project made knowingly: producers retry 8
+ * times (createKafka) and a producer whose retries run out throws to its caller (the engine
+ * aborts the transaction and rebuilds; the generator fails), so nothing is silently doubled.
+ */
+const ADVICE: readonly string[] = ["Limiting retries for the idempotent producer may invalidate EoS guarantees"];
+
 /** Transport conditions: kafkajs reconnects and retries the request. */
 const CONNECTION = /Connection error|Connection timeout|Closed connection|Not connected|ECONNREFUSED|ECONNRESET|EPIPE|socket|Request .* timed out|KafkaJSConnection|KafkaJSRequestTimeoutError/i;
 
@@ -54,6 +61,7 @@ export function judgeKafkaLog(entry: { namespace: string; level: KafkaLevel; mes
   const atConnection = entry.namespace === "Connection";
   const level: LogLevel = entry.level === KafkaLevel.ERROR ? "error" : "warn";
 
+  if (ADVICE.includes(entry.message)) return { kind: "chatter" };
   if (entry.message.startsWith("Crash: ")) {
     // kafkajs restarts a consumer whose crash was retries running out or a retriable cause.
     const restarts = /KafkaJSNumberOfRetriesExceeded/.test(entry.message) || protocolErrorIn(entry.message)?.retriable === true || CONNECTION.test(entry.message);

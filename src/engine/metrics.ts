@@ -1,4 +1,6 @@
 // Prometheus text exposition of the engine's counters, gauges and histograms (SPEC §10).
+import { kafkaLogStats } from "../kafka-log.ts";
+
 export type Labels = Record<string, string>;
 
 function labelText(labels: Labels): string {
@@ -66,6 +68,7 @@ export class EngineMetrics {
   readonly priceSaturated = new Family("rccar_price_saturated_seconds_total", "time with PRICE_MAX_IN_FLIGHT requests open while cars waited", "counter");
   readonly priceWaiting = new Family("rccar_price_waiting_seconds_total", "time with cars waiting for prices", "counter");
   readonly transactions = new Family("rccar_transactions_total", "Kafka transactions, by result", "counter");
+  readonly kafkaRetried = new Family("rccar_kafka_retried_total", "conditions kafkajs retried or handled itself (debug lines), by condition", "counter");
   readonly rss = new Family("process_resident_memory_bytes", "resident memory of the engine process", "gauge");
   readonly heapUsed = new Family("rccar_heap_used_bytes", "JavaScript heap in use, by thread (main, join-0, join-1, ...)", "gauge");
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5]);
@@ -74,7 +77,8 @@ export class EngineMetrics {
   render(): string {
     this.rss.set({}, process.memoryUsage.rss());
     this.heapUsed.set({ thread: "main" }, process.memoryUsage().heapUsed);
-    const all = [this.rss, this.heapUsed, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
+    for (const [condition, n] of kafkaLogStats().counts()) this.kafkaRetried.set({ condition }, n);
+    const all = [this.kafkaRetried, this.rss, this.heapUsed, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
     return all.map((f) => f.render()).join("\n") + "\n";
   }
 }
