@@ -303,6 +303,8 @@ export const engineSpec = {
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
+  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", 60000, 0, 86_400_000, "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter"),
+  stallTimeoutMs: int("STALL_TIMEOUT_MS", 30000, 100, 3_600_000, "/health is not ok while a partition has input waiting and made no progress for this long"),
   priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
   priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
   priceRatePerS: num("PRICE_RATE_PER_S", 1000, 0.1, 1_000_000, "token bucket: price requests per second"),

@@ -154,6 +154,8 @@ export const DEAD_LETTER_CLASSES = [
   "BAD_VALUE", // empty or too long string, weightKg <= 0, unknown enum value
   "KEY_MISMATCH", // record key absent or different from carId
   "CONFLICT", // a second different part for a slot the open car already filled
+  "FUTURE_TIMESTAMP", // stamped more than MAX_CLOCK_SKEW_MS ahead of the engine's clock when read
+  "BAD_TIMESTAMP", // no usable timestamp (negative)
 ] as const;
 export type DeadLetterClass = (typeof DEAD_LETTER_CLASSES)[number];
 

@@ -58,10 +58,24 @@ export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
   ].map((c) => ({ replicationFactor: -1, ...c }));
 }
 
-/** Creates the missing topics of the plan; existing topics are left as they are. */
+/**
+ * Creates the missing topics of the plan; existing topics are left as they are. Internal
+ * topics (the changelog) follow the input topics' partition count, as Kafka Streams' internal
+ * topics do, whatever INPUT_PARTITIONS says: with inputs that already exist that count is
+ * theirs. An internal topic with fewer partitions (made by an older version) gets more:
+ * entries are written to explicit partitions, so existing keys stay where they are.
+ */
 export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promise<string[]> {
+  const t = topicsOf(settings);
+  const inputs = [t.body, t.engine, t.remoteControl, t.wheel];
+  const internal = new Set([t.changelog]);
   const existing = new Set(await admin.listTopics());
-  const missing = topicPlan(settings).filter((c) => !existing.has(c.topic));
+  const counts = await partitionCounts(admin, [...inputs, ...internal].filter((name) => existing.has(name)));
+  const inputCounts = inputs.map((name) => counts.get(name)).filter((n): n is number => n !== undefined);
+  const inputPartitions = inputCounts.length > 0 ? Math.max(...inputCounts) : settings.inputPartitions;
+  const missing = topicPlan(settings)
+    .filter((c) => !existing.has(c.topic))
+    .map((c) => (inputs.includes(c.topic) || internal.has(c.topic) ? { ...c, numPartitions: inputPartitions } : c));
   if (missing.length > 0) {
     try {
       await admin.createTopics({ topics: missing, waitForLeaders: true });
@@ -71,5 +85,14 @@ export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promi
       if (!missing.every((c) => now.has(c.topic))) throw e;
     }
   }
+  const short = [...internal].filter((name) => (counts.get(name) ?? inputPartitions) < inputPartitions);
+  if (short.length > 0) await admin.createPartitions({ topicPartitions: short.map((topic) => ({ topic, count: inputPartitions })) });
   return missing.map((c) => c.topic);
+}
+
+/** Partition count of each named topic (all must exist). */
+export async function partitionCounts(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  if (topics.length === 0) return new Map();
+  const meta = await admin.fetchTopicMetadata({ topics: [...topics] });
+  return new Map(meta.topics.map((m) => [m.name, m.partitions.length]));
 }

@@ -1,8 +1,7 @@
 // bun run engine: validates every setting, runs until SIGTERM/SIGINT, then commits and exits.
 import { hostname } from "node:os";
 import { ConfigError, loadEngineSettings } from "../config.ts";
-import { Engine } from "../engine/engine.ts";
-import { engineHttp } from "../engine/http.ts";
+import { Engine, engineHttp } from "../engine/index.ts";
 import { startLogging } from "../log.ts";
 
 // Unnamed: the engine's own lines already say who speaks ("engine: ...").

@@ -1,12 +1,13 @@
-// /metrics (Prometheus text), /health (the process runs), /ready (every owned partition restored).
+// /metrics (Prometheus text), /health (no fatal error, no stalled partition), /ready (every owned partition restored).
 import { Hono } from "hono";
 import type { Engine } from "./engine.ts";
 
 export function engineHttp(engine: Engine): Hono {
   const app = new Hono();
+  // Not ok after a fatal error or while a partition is stalled: which one and why (SPEC §10).
   app.get("/health", (c) => {
-    const failure = engine.failure();
-    return failure ? c.json({ ok: false, error: failure.message }, 500) : c.json({ ok: true });
+    const h = engine.health();
+    return c.json(h, h.ok ? 200 : 503);
   });
   app.get("/ready", (c) => {
     const s = engine.status();

@@ -24,6 +24,9 @@ class Family {
   set(labels: Labels, value: number): void {
     this.values.set(labelText(labels), { labels, value });
   }
+  clear(): void {
+    this.values.clear();
+  }
   get(labels: Labels = {}): number {
     return this.values.get(labelText(labels))?.value ?? 0;
   }
@@ -71,6 +74,13 @@ export class EngineMetrics {
   readonly kafkaRetried = new Family("rccar_kafka_retried_total", "conditions kafkajs retried or handled itself (debug lines), by condition", "counter");
   readonly rss = new Family("process_resident_memory_bytes", "resident memory of the engine process", "gauge");
   readonly heapUsed = new Family("rccar_heap_used_bytes", "JavaScript heap in use, by thread (main, join-0, join-1, ...)", "gauge");
+  readonly partitionPaused = new Family("rccar_partition_paused", "input topic-partitions paused (1), by reason lane_full|no_room", "gauge");
+  readonly partitionLastProgress = new Family("rccar_partition_last_progress_seconds", "unix time of each partition's last progress", "gauge");
+  readonly partitionWatermarkDelay = new Family("rccar_partition_watermark_delay_seconds", "wall clock minus each partition's watermark", "gauge");
+  readonly partitionStalled = new Family("rccar_partition_stalled", "partitions with input waiting and no progress for STALL_TIMEOUT_MS (1), by reason", "gauge");
+  readonly restores = new Family("rccar_restores_total", "partition sets taken and restored from the changelog", "counter");
+  readonly rebuilds = new Family("rccar_rebuilds_total", "tasks closed and rebuilt from Kafka after a failed commit", "counter");
+  readonly restoreSeconds = new Histogram("rccar_restore_seconds", "time from taking partitions to processing them", [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30]);
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5]);
   readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]);
 
@@ -78,7 +88,7 @@ export class EngineMetrics {
     this.rss.set({}, process.memoryUsage.rss());
     this.heapUsed.set({ thread: "main" }, process.memoryUsage().heapUsed);
     for (const [condition, n] of kafkaLogStats().counts()) this.kafkaRetried.set({ condition }, n);
-    const all = [this.kafkaRetried, this.rss, this.heapUsed, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
+    const all = [this.kafkaRetried, this.rss, this.heapUsed, this.partitionPaused, this.partitionLastProgress, this.partitionWatermarkDelay, this.partitionStalled, this.restores, this.rebuilds, this.restoreSeconds, this.priceSaturated, this.priceWaiting, this.recordsIn, this.recordsOut, this.consumerLag, this.openCars, this.waitingCars, this.inFlight, this.transactions, this.priceLatency, this.commitLatency];
     return all.map((f) => f.render()).join("\n") + "\n";
   }
 }

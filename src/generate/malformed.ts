@@ -5,8 +5,8 @@ import { DEAD_LETTER_CLASSES, KIND_OF_ROLE, WHEEL_PLACEMENTS, INPUT_ROLES, type 
 import { chooseSku, encodeJson, makePart, type SkuOptions } from "./parts.ts";
 import type { Rng } from "./prng.ts";
 
-export type MalformedClass = Exclude<DeadLetterClass, "CONFLICT">;
-export const MALFORMED_CLASSES = DEAD_LETTER_CLASSES.filter((c): c is MalformedClass => c !== "CONFLICT");
+export type MalformedClass = Exclude<DeadLetterClass, "CONFLICT" | "FUTURE_TIMESTAMP" | "BAD_TIMESTAMP">;
+export const MALFORMED_CLASSES = DEAD_LETTER_CLASSES.filter((c): c is MalformedClass => c !== "CONFLICT" && c !== "FUTURE_TIMESTAMP" && c !== "BAD_TIMESTAMP");
 
 export interface Malformed {
   role: InputRole;

@@ -210,11 +210,28 @@ export class InputSource {
   }
 
   pause(role: InputRole, partition: number): void {
-    this.consumer.pause([{ topic: this.options.topics[role], partitions: [partition] }]);
+    this.whenRunning(() => this.consumer.pause([{ topic: this.options.topics[role], partitions: [partition] }]));
   }
 
   resume(role: InputRole, partition: number): void {
-    this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]);
+    this.whenRunning(() => this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]));
+  }
+
+  /** The topic-partitions the consumer has paused, as `topic:partition` (its own record, not ours). */
+  paused(): string[] {
+    return this.consumer.paused().flatMap((tp) => tp.partitions.map((p) => this.key(tp.topic, p)));
+  }
+
+  /**
+   * A consumer that replaced a crashed one is not running until its first join; it has
+   * nothing paused, so a pause or resume meant for its predecessor has nothing to act on.
+   */
+  private whenRunning(act: () => void): void {
+    try {
+      act();
+    } catch (e) {
+      if (!/consumer#run must be called first/.test((e as Error).message)) throw e;
+    }
   }
 
   /** Rewinds a topic-partition to `offset` (e.g. the committed offset after taking ownership). */

@@ -76,7 +76,13 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
       release();
       return c.body(null, 499 as never);
     }
-    await Bun.sleep(delay);
+    // A client that gives up (its timeout) ends the request: the slot is free from then on,
+    // as with a real server that notices the closed connection.
+    const aborted = await sleepUnlessAborted(delay, c.req.raw.signal);
+    if (aborted) {
+      release();
+      return c.body(null, 499 as never);
+    }
     if (roll < behaviour.hangRate + behaviour.failRate) {
       release();
       stats.failed++;
@@ -132,4 +138,20 @@ function once(fn: () => void): () => void {
     if (!called) fn();
     called = true;
   };
+}
+
+/** Waits `ms`; resolves early with true when the client aborts the request. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
