@@ -31,6 +31,8 @@ export function processSource(): ConfigSource {
   return { env: process.env, argv: process.argv.slice(2) };
 }
 
+import { FAULT_TABLE_FORMAT, parseFaultTable, type FaultTable } from "./price-api/faults.ts";
+
 // ---- setting constructors -------------------------------------------------------------
 
 export function int(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
@@ -61,6 +63,25 @@ export function num(name: string, def: number, min: number, max: number, doc: st
   };
 }
 
+/** A money amount with at most two decimals (whole cents), e.g. 100000.00. */
+export function amount(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `an amount in ${min}..${max} with at most two decimals`,
+    parse: (raw) => {
+      if (!/^\d+(\.\d{1,2})?$/.test(raw.trim())) return undefined;
+      const n = Number(raw);
+      return n >= min && n <= max ? n : undefined;
+    },
+  };
+}
+
+export function faultTable(name: string, doc: string): Setting<FaultTable> {
+  return { name, doc, default: {}, allowed: FAULT_TABLE_FORMAT, parse: parseFaultTable };
+}
+
 export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/@]*$/): Setting<string> {
   return {
     name,
@@ -88,16 +109,6 @@ export function bool(name: string, def: boolean, doc: string): Setting<boolean> 
     default: def,
     allowed: "true or false",
     parse: (raw) => (raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : undefined),
-  };
-}
-
-export function choice<T extends string>(name: string, def: T, values: readonly T[], doc: string): Setting<T> {
-  return {
-    name,
-    doc,
-    default: def,
-    allowed: `one of ${values.join(", ")}`,
-    parse: (raw) => (values as readonly string[]).includes(raw) ? (raw as T) : undefined,
   };
 }
 
@@ -201,6 +212,13 @@ export function requireThat(ok: boolean, message: string): void {
 
 // ---- the settings of each program ------------------------------------------------------
 
+/** Every program's logging (src/log.ts); read from the environment only, beside each program's own flags. */
+export const logSpec = {
+  level: oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const, "lines below this level are dropped (debug shows retried Kafka conditions)"),
+  format: oneOf("LOG_FORMAT", "text", ["text", "json"] as const, "text lines, or one JSON object per line for log shippers"),
+};
+export type LogSettings = Settings<typeof logSpec>;
+
 export const kafkaSpec = {
   brokers: hostPorts("KAFKA_BROKERS", ["127.0.0.1:9092"], "Kafka bootstrap servers"),
   topicPrefix: str("TOPIC_PREFIX", "", "prefix added to every topic name (several runs can share a broker)"),
@@ -267,6 +285,7 @@ export const priceApiSpec = {
   failRate: num("FAIL_RATE", 0, 0, 1, "fraction of requests answered HTTP 503"),
   hangRate: num("HANG_RATE", 0, 0, 1, "fraction of requests never answered"),
   maxConcurrency: int("MAX_CONCURRENCY", 5, 1, 100000, "requests admitted at once; more get 429"),
+  faults: faultTable("FAULTS", "per-SKU unusable answers, e.g. SKU-1=negative,SKU-2=html (tests of SPEC §5)"),
 };
 export type PriceApiSettings = Settings<typeof priceApiSpec>;
 
@@ -303,6 +322,8 @@ export const engineSpec = {
   priceCacheTtlMs: int("PRICE_CACHE_TTL_MS", 0, 0, 86_400_000, "reuse a price this long (0 = off: every car gets a price requested after it began waiting)"),
   priceRetryBaseMs: int("PRICE_RETRY_BASE_MS", 100, 1, 60_000, "first retry backoff (exponential, with jitter)"),
   priceRetryMaxMs: int("PRICE_RETRY_MAX_MS", 5000, 1, 600_000, "largest retry backoff"),
+  // At most 1e12: seven parts at the maximum stay exact integers of cents (< 2^53).
+  priceMaxAmount: amount("PRICE_MAX_AMOUNT", 100_000, 0.01, 1_000_000_000_000, "a price above this is not a price: the car ends FAILED_GET_PRICE"),
   priceMaxWaitingCars: int("PRICE_MAX_WAITING_CARS", 10000, 1, 10_000_000, "cars waiting for prices before consumption pauses (backpressure)"),
   httpPort: int("HTTP_PORT", 8090, 0, 65535, "port of /metrics, /health and /ready"),
 };
@@ -341,7 +362,7 @@ export const generatorSpec = {
   dupRate: num("DUP_RATE", 0, 0, 1, "fraction of cars with one part delivered twice"),
   conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
   malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
-  keyBy: choice<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys of valid parts: carId, partId, none (no key), or mixed (each record picks one)"),
+  keyBy: oneOf<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys of valid parts: carId, partId, none (no key), or mixed (each record picks one)"),
   futureStamped: int("FUTURE_STAMPED", 0, 0, 50_000_000, "valid parts stamped FUTURE_AHEAD_MS ahead of the wall clock (a producer with a wrong clock), one per car, on random cars"),
   futureAheadMs: int("FUTURE_AHEAD_MS", 86_400_000, 1, 315_360_000_000, "how far ahead of the wall clock FUTURE_STAMPED parts are stamped"),
   badTimestamp: int("BAD_TIMESTAMP", 0, 0, 50_000_000, "valid parts with a negative timestamp (-1, Kafka's NO_TIMESTAMP, and -1000), one per car, on random cars"),

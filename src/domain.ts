@@ -127,10 +127,17 @@ export function centsToAmount(cents: number): number {
   return Math.round(cents) / 100;
 }
 
-/** A JSON price → integer cents, or null when it is not a whole number of cents. */
+/**
+ * A JSON price → integer cents, or null when it is not a whole number of cents or the cents
+ * are past exact integers (1e18 × 100 is not). Judged on the shortest decimal that reads back
+ * as the number, i.e. what the sender wrote: `amount * 100` alone is off by float error that
+ * grows with the amount, so a fixed tolerance either refuses large exact prices or accepts
+ * large inexact ones.
+ */
 export function amountToCents(amount: number): number | null {
+  if (!Number.isFinite(amount) || !/^-?\d+(\.\d{1,2})?$/.test(String(amount))) return null;
   const cents = Math.round(amount * 100);
-  return Math.abs(cents - amount * 100) < 1e-6 ? cents : null;
+  return Number.isSafeInteger(cents) ? cents : null;
 }
 
 /**

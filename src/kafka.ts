@@ -3,6 +3,9 @@
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig } from "kafkajs";
 import type { KafkaSettings, Topics } from "./config.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS, topicsOf } from "./config.ts";
+import { kafkaLevelFor, kafkaLogCreator, type KafkaLogStats } from "./kafka-log.ts";
+import { currentLogger, type Logger } from "./log.ts";
+import { silenceTimeoutNegativeWarning } from "./warnings.ts";
 
 export { Partitioners };
 
@@ -14,12 +17,24 @@ const RETRIES: Record<RetryBudget, { initialRetryTime: number; maxRetryTime?: nu
   restart: { initialRetryTime: 200, maxRetryTime: 3000, retries: 30 },
 };
 
-/** `quiet` silences kafkajs's own logging, for callers that retry and report failures themselves. */
-export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: { quiet?: boolean; retry?: RetryBudget } = {}): Kafka {
+export interface KafkaClientOptions {
+  /** Silences kafkajs's own logging, for callers that retry and report failures themselves. */
+  quiet?: boolean;
+  /** Where kafkajs's log goes (default: the process's logger, see src/log.ts). */
+  logger?: Logger;
+  /** Where retried conditions are counted (default: the process's counts, kafkaLogStats()). */
+  stats?: KafkaLogStats;
+  retry?: RetryBudget;
+}
+
+export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: KafkaClientOptions = {}): Kafka {
+  // Every program that talks to Kafka comes here first, tests and benches included.
+  silenceTimeoutNegativeWarning();
   return new Kafka({
     clientId,
     brokers: settings.brokers,
-    logLevel: opts.quiet ? logLevel.NOTHING : logLevel.ERROR,
+    logLevel: opts.quiet ? logLevel.NOTHING : kafkaLevelFor(opts.logger ?? currentLogger()),
+    logCreator: kafkaLogCreator({ logger: opts.logger, stats: opts.stats }),
     retry: RETRIES[opts.retry ?? "short"],
   });
 }

@@ -11,13 +11,16 @@ import { compare } from "../verify/compare.ts";
 import { printReport } from "../verify/report.ts";
 import { OutputWatcher } from "../verify/watch.ts";
 import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
+import { startLogging } from "../log.ts";
+
+const logger = startLogging("demo");
 
 const demo = loadOrExit(demoSpec);
 const env = processSource().env;
 const kafkaBase = loadSettings(kafkaSpec, { env, argv: [] });
 const kafka = { ...kafkaBase, topicPrefix: kafkaBase.topicPrefix || `demo-${Date.now().toString(36)}-` };
 const topics = topicsOf(kafka);
-const log = (line: string) => console.error(`[demo] ${line}`);
+const log = (line: string) => logger.info(line);
 const stops: Array<() => Promise<unknown>> = [];
 const stopAll = async () => {
   for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -114,7 +117,8 @@ try {
   await stopAll();
   process.exit(report.ok ? 0 : 1);
 } catch (e) {
-  console.error(`\n[demo] failed: ${(e as Error).message}`);
+  process.stderr.write("\n");
+  logger.error(`failed: ${(e as Error).message}`);
   await stopAll();
   process.exit(1);
 }

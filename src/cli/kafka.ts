@@ -3,9 +3,11 @@
 import { ConfigError, kafkaBrokersGiven, kafkaSpec, loadSettings, localBrokerSpec, processSource } from "../config.ts";
 import { BrokerSetupError, brokerStatus, startBroker, stopBroker, toolCommand, waitForBroker } from "../local/broker.ts";
 import { createKafka, ensureTopics } from "../kafka.ts";
+import { startLogging } from "../log.ts";
 
 const [command = "status", ...rest] = process.argv.slice(2);
-const log = (line: string) => console.error(`[kafka] ${line}`);
+const logger = startLogging("kafka");
+const log = (line: string) => logger.info(line);
 
 try {
   const source = { env: processSource().env, argv: [] };
@@ -56,7 +58,7 @@ try {
   }
 } catch (e) {
   if (e instanceof ConfigError || e instanceof BrokerSetupError) {
-    console.error(`[kafka] ${e.message}`);
+    logger.error(e.message);
     process.exit(2);
   }
   throw e;

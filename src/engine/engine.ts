@@ -7,6 +7,7 @@ import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
 import { ConfigError, topicsOf } from "../config.ts";
 import { INPUT_ROLES } from "../domain.ts";
 import { createKafka, ensureTopics, partitionCounts } from "../kafka.ts";
+import { kafkaLogStats } from "../kafka-log.ts";
 import { InputSource } from "../ingest/source.ts";
 import { JoinPool } from "../join/pool.ts";
 import type { JoinTaskResult } from "../join/protocol.ts";
@@ -76,6 +77,7 @@ export class Engine {
       retryBaseMs: settings.priceRetryBaseMs,
       retryMaxMs: settings.priceRetryMaxMs,
       maxWaitingCars: settings.priceMaxWaitingCars,
+      maxAmount: settings.priceMaxAmount,
       onRequest: (ms) => this.metrics.priceLatency.observe(ms / 1000),
     });
     this.source = new InputSource(
@@ -226,6 +228,7 @@ export class Engine {
     const lag = this.source.lag();
     this.stalls = findStalls(this.tasks.views(lag), now, this.settings.stallTimeoutMs);
     const m = this.metrics;
+    for (const [condition, n] of kafkaLogStats().counts()) m.kafkaRetriable.set({ type: condition }, n);
     m.waitingCars.set({}, this.pricing.waiting);
     m.priceSaturated.set({}, this.pricing.saturatedMs / 1000);
     m.priceWaiting.set({}, this.pricing.waitingMs / 1000);

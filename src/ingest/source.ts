@@ -87,9 +87,13 @@ export class InputSource {
       for (const role of INPUT_ROLES) for (const p of assignment[this.options.topics[role]] ?? []) partitions.add(p);
       this.assigned = [...partitions].sort((a, b) => a - b);
       this.positions.clear();
-      void this.initPositions().then(() => {
-        if (current()) this.listener.onAssignment(this.assigned);
-      });
+      // Positions only serve the lag and the log-end probe: without them (offsets not
+      // readable yet on a brand-new topic) they start at the first record delivered.
+      void this.initPositions()
+        .catch((e: Error) => this.options.log?.(`source: committed offsets not readable yet (${e.message}); positions start at the first record`))
+        .then(() => {
+          if (current()) this.listener.onAssignment(this.assigned);
+        });
     });
     // Batches that held only control records or aborted data skip eachBatch but move the position.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
