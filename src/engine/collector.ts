@@ -21,6 +21,8 @@ export interface CommitBatch {
   situations: Map<string, number>;
   /** Where each dead letter came from and why, for the status page once committed. */
   deadLetters: DeadLetterNote[];
+  /** When the oldest of its contents was collected (for the commit-wait stage). */
+  since: number;
 }
 
 export interface DeadLetterNote extends SourceCoordinates {
@@ -39,10 +41,12 @@ export class RecordCollector {
   private offsets = new Map<string, string>();
   private situations = new Map<string, number>();
   private deadLetters: DeadLetterNote[] = [];
+  private since = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly partition: number,
     private readonly topics: CollectorTopics,
+    private readonly now: () => number,
   ) {}
 
   get isEmpty(): boolean {
@@ -70,11 +74,13 @@ export class RecordCollector {
 
   /** A changelog entry of this partition; null deletes the key. Only the latest per key is written. */
   state(key: string, value: Buffer | null): void {
+    this.touch();
     this.changelog.set(key, value);
   }
 
   /** The input of `topic` is processed up to (not including) `nextOffset`. */
   consumed(topic: string, nextOffset: string): void {
+    this.touch();
     this.offsets.set(topic, nextOffset);
   }
 
@@ -87,16 +93,23 @@ export class RecordCollector {
       offsets: [...this.offsets].map(([topic, offset]) => ({ topic, partition: this.partition, offset })),
       situations: this.situations,
       deadLetters: this.deadLetters,
+      since: this.since,
     };
     this.outputs = [];
     this.changelog = new Map();
     this.offsets = new Map();
     this.situations = new Map();
     this.deadLetters = [];
+    this.since = Number.POSITIVE_INFINITY;
     return batch;
   }
 
+  private touch(): void {
+    if (this.since === Number.POSITIVE_INFINITY) this.since = this.now();
+  }
+
   private output(record: OutRecord, situation: string): void {
+    this.touch();
     this.outputs.push(record);
     this.situations.set(situation, (this.situations.get(situation) ?? 0) + 1);
   }

@@ -191,12 +191,17 @@ export class Engine {
       },
       takeFailed: (partitions, error, retryInMs) => this.log(`engine: taking partitions ${partitions.join(",")} failed, again in ${retryInMs} ms: ${error.message}`),
       committed: (report) => this.committed(report),
+      released: (records, at) => {
+        for (const { record } of records) this.metrics.mergeWait.observe((at - record.fetchedAt) / 1000);
+      },
+      priced: (ms) => this.metrics.priceWait.observe(ms / 1000),
     };
   }
 
   private threadObserver(): ThreadObserver {
     return {
-      processed: (results: readonly JoinTaskResult[]) => {
+      processed: (results: readonly JoinTaskResult[], ms: number) => {
+        this.metrics.joinTurn.observe(ms / 1000);
         let open = 0;
         results.forEach((r, w) => {
           open += r.openCars;
@@ -215,6 +220,7 @@ export class Engine {
       return;
     }
     this.metrics.commitLatency.observe(report.ms / 1000);
+    this.metrics.commitWait.observe(report.waitedMs / 1000);
     const at = Date.now();
     for (const letter of report.batch.deadLetters) this.metrics.recentDeadLetters.push({ at, ...letter });
     for (const [situation, n] of report.batch.situations) {

@@ -138,6 +138,8 @@ export class Histogram {
   }
 }
 
+const STAGE_BOUNDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
+
 /** What the process itself costs, read at the moment of asking. */
 export interface ProcessReadings {
   cpuSeconds: number;
@@ -174,6 +176,11 @@ export class EngineMetrics {
   readonly kafkaRetriable = this.counter("rccar_kafka_retriable_total", "retriable Kafka client errors, by type", ["type"]);
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5], this.registry);
   readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], this.registry);
+  /** Where a car's time goes, stage by stage (the bench prints them beside its latency). */
+  readonly mergeWait = new Histogram("rccar_stage_merge_wait_seconds", "input record fetched → released by its partition's timestamp merge", STAGE_BOUNDS, this.registry);
+  readonly joinTurn = new Histogram("rccar_stage_join_seconds", "one turn's records through the join workers and back", STAGE_BOUNDS, this.registry);
+  readonly priceWait = new Histogram("rccar_stage_price_wait_seconds", "assembled car waiting for its prices", STAGE_BOUNDS, this.registry);
+  readonly commitWait = new Histogram("rccar_stage_commit_wait_seconds", "oldest output of a transaction, collected → its transaction started", STAGE_BOUNDS, this.registry);
   readonly restoreSeconds = new Histogram("rccar_restore_seconds", "time from taking partitions to processing them", [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30], this.registry);
   readonly recentDeadLetters = new RecentDeadLetters(50);
   readonly startedAt = Date.now();

@@ -13,7 +13,8 @@ import { decodeWaitingCar, encodeWaitingCar } from "../state/waiting.ts";
 import { TaskCorruptedError, TaskMigratedError } from "./errors.ts";
 import { ProgressClock, type PartitionView } from "./health.ts";
 import type { ShellPorts } from "./ports.ts";
-import { PartitionTask, type CommitReport, type TaskOptions } from "./task.ts";
+import type { Released } from "../ingest/merge.ts";
+import { PartitionTask, type CommitReport, type InputRecord, type TaskOptions } from "./task.ts";
 import { FencedError } from "../sink/transactions.ts";
 
 export interface TaskManagerOptions extends TaskOptions {
@@ -27,6 +28,10 @@ export interface TaskManagerObserver {
   closed(partition: number, why: "revoked" | TaskCorruptedError | TaskMigratedError): void;
   takeFailed(partitions: readonly number[], error: Error, retryInMs: number): void;
   committed(report: CommitReport): void;
+  /** Records released by a task's merge, and when (the merge-wait stage). */
+  released(records: readonly Released<InputRecord>[], at: number): void;
+  /** A car leaves pricing after waiting `ms`. */
+  priced(ms: number): void;
 }
 
 const RETRY_FIRST_MS = 100;
@@ -42,8 +47,8 @@ export class TaskManager {
   private assigned: readonly number[] = [];
   /** Assigned partitions without a task, and when to try taking them again. */
   private readonly retries = new Map<number, Retry>();
-  /** Cars handed to pricing → the partition whose transaction must carry their outcome. */
-  private readonly pricingOwner = new Map<string, number>();
+  /** Cars handed to pricing → the partition whose transaction must carry their outcome, and since when they wait. */
+  private readonly pricingOwner = new Map<string, { partition: number; since: number }>();
   /** Per partition, why its last commit or the last attempt to take it failed (cleared by a commit). */
   private readonly errors = new Map<number, string>();
   readonly progress = new ProgressClock();
@@ -116,7 +121,14 @@ export class TaskManager {
     const { clock, changelog, join, pricing, input } = this.ports;
     const t0 = clock.now();
     const tasks = partitions.map((p) => {
-      const task = new PartitionTask(p, this.ports.sinkFor(p), input, this.options, (r) => this.committed(r));
+      const task = new PartitionTask(
+        p,
+        this.ports.sinkFor(p),
+        input,
+        this.options,
+        { committed: (r) => this.committed(r), released: (records) => this.observer.released(records, clock.now()) },
+        clock.now,
+      );
       this.tasks.set(p, task);
       return task;
     });
@@ -132,7 +144,7 @@ export class TaskManager {
           if (k?.kind === "join") entries.push([k.carId, value]);
           else if (k?.kind === "price") {
             const w = decodeWaitingCar(value);
-            this.pricingOwner.set(key, restored.partition);
+            this.pricingOwner.set(key, { partition: restored.partition, since: clock.now() });
             // The deadline counts time an engine spent trying to price the car: a restored
             // car starts a fresh one, so downtime alone never fails a car (SPEC §7: a
             // crashed-and-restarted run equals a crash-free one when the API never fails).
@@ -173,7 +185,7 @@ export class TaskManager {
     this.tasks.delete(p);
     await task.close().catch(() => {});
     await this.ports.join.drop(p);
-    for (const [key, owner] of this.pricingOwner) if (owner === p) this.pricingOwner.delete(key);
+    for (const [key, owner] of this.pricingOwner) if (owner.partition === p) this.pricingOwner.delete(key);
     this.ports.pricing.removeWhere((car) => !this.pricingOwner.has(priceKey(car.carId, car.firstPartAt)));
     this.observer.closed(p, why);
   }
@@ -186,7 +198,7 @@ export class TaskManager {
     if (car === undefined) return;
     const now = this.ports.clock.now();
     const key = priceKey(car.carId, car.firstPartAt);
-    this.pricingOwner.set(key, task.partition);
+    this.pricingOwner.set(key, { partition: task.partition, since: now });
     task.collector.state(key, encodeWaitingCar(car, now));
     this.ports.pricing.add(car, now);
   }
@@ -194,10 +206,11 @@ export class TaskManager {
   /** A priced (or failed) car leaves in its partition's next transaction. */
   finishPriced(car: Car): void {
     const key = priceKey(car.carId, car.firstPartAt);
-    const partition = this.pricingOwner.get(key);
+    const owner = this.pricingOwner.get(key);
     this.pricingOwner.delete(key);
-    const task = partition === undefined ? undefined : this.tasks.get(partition);
-    if (!task || task.state !== "running") return; // the partition moved; its new owner re-prices the car
+    const task = owner === undefined ? undefined : this.tasks.get(owner.partition);
+    if (!owner || !task || task.state !== "running") return; // the partition moved; its new owner re-prices the car
+    this.observer.priced(this.ports.clock.now() - owner.since);
     task.collector.car(car);
     task.collector.state(key, null);
   }

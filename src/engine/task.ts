@@ -33,8 +33,17 @@ export interface TaskOptions {
 export interface CommitReport {
   partition: number;
   ms: number;
+  /** How long the batch's oldest content waited for its transaction to start. */
+  waitedMs: number;
   batch: CommitBatch;
   error?: unknown;
+}
+
+/** What a task tells its manager. */
+export interface TaskHooks {
+  committed(report: CommitReport): void;
+  /** Records released by the merge this turn (for the merge-wait stage). */
+  released(records: readonly Released<InputRecord>[]): void;
 }
 
 export class PartitionTask {
@@ -54,16 +63,18 @@ export class PartitionTask {
   /** Set when a commit failed: the task is corrupted and must be rebuilt. */
   failure: unknown;
 
+
   constructor(
     readonly partition: number,
     readonly sink: SinkPort,
     private readonly input: InputPort,
     private readonly options: TaskOptions,
-    private readonly onCommit: (report: CommitReport) => void,
+    private readonly hooks: TaskHooks,
+    private readonly clock: () => number,
   ) {
     this.group = new PartitionGroup<InputRecord>({ idleGraceMs: options.idleGraceMs, maxBufferedPerTopic: options.maxBufferedRecords });
     this.gate = new PauseGate(partition, input);
-    this.collector = new RecordCollector(partition, options.topics);
+    this.collector = new RecordCollector(partition, options.topics, clock);
   }
 
   get committing(): boolean {
@@ -113,6 +124,7 @@ export class PartitionTask {
    */
   drain(limit: number): { records: Released<InputRecord>[]; watermark: number } {
     const { records, watermark } = this.group.drain(limit);
+    if (records.length > 0) this.hooks.released(records);
     const last = new Map<InputRole, string>();
     let rejected = 0;
     for (const { role, record } of records) {
@@ -168,19 +180,20 @@ export class PartitionTask {
   }
 
   /** Starts a transaction with what was collected, unless one is in flight or nothing is there. */
-  commit(now: () => number): void {
+  commit(): void {
     if (this.state !== "running" || this.inFlight !== undefined || this.failure !== undefined || this.collector.isEmpty) return;
     const batch = this.collector.take();
-    const t0 = now();
+    const t0 = this.clock();
+    const report = (error?: unknown): CommitReport => ({ partition: this.partition, ms: this.clock() - t0, waitedMs: t0 - batch.since, batch, ...(error === undefined ? {} : { error }) });
     this.inFlight = this.sink.commit(batch.records, batch.offsets).then(
       () => {
         this.inFlight = undefined;
-        this.onCommit({ partition: this.partition, ms: now() - t0, batch });
+        this.hooks.committed(report());
       },
       (error: unknown) => {
         this.inFlight = undefined;
         this.failure = error;
-        this.onCommit({ partition: this.partition, ms: now() - t0, batch, error });
+        this.hooks.committed(report(error));
       },
     );
   }

@@ -15,7 +15,7 @@ export interface ThreadOptions {
 }
 
 export interface ThreadObserver {
-  processed(results: readonly JoinTaskResult[]): void;
+  processed(results: readonly JoinTaskResult[], ms: number): void;
   /** An unexpected error in a turn; the turn's tasks are rebuilt. */
   turnFailed(error: Error, retryInMs: number): void;
 }
@@ -101,9 +101,11 @@ export class StreamThread {
       room -= records.length;
       batches.push({ partition: task.partition, records, watermark });
     }
+    const t0 = this.ports.clock.now();
     const results = await this.ports.join.process(batches);
+    const ms = this.ports.clock.now() - t0;
     for (const r of results) for (const out of r.outputs) this.tasks.apply(out);
-    this.observer.processed(results);
+    this.observer.processed(results, ms);
   }
 
   private price(): void {
@@ -115,7 +117,7 @@ export class StreamThread {
   }
 
   private commit(): void {
-    for (const task of this.tasks.running()) task.commit(() => this.ports.clock.now());
+    for (const task of this.tasks.running()) task.commit();
   }
 
   /** The last transactions of a polite stop: what is in flight, then what was collected since. */

@@ -232,6 +232,8 @@ export function shell(opts: { maxBufferedRecords?: number; maxWaitingCars?: numb
     closed: (p, why) => events.push(`closed ${p} ${why === "revoked" ? why : why.name}`),
     takeFailed: (ps, e) => events.push(`take failed ${ps.join(",")}: ${e.message}`),
     committed: (r) => events.push(`commit ${r.partition} ${r.error === undefined ? "ok" : "failed"}`),
+    released: () => {},
+    priced: () => {},
   };
   const tasks = new TaskManager(
     ports,
