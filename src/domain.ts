@@ -19,7 +19,6 @@ export type ChannelFrequency = (typeof CHANNEL_FREQUENCIES)[number];
 export const WHEEL_PLACEMENTS = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"] as const;
 export type WheelPlacement = (typeof WHEEL_PLACEMENTS)[number];
 export const WHEELS_PER_CAR = WHEEL_PLACEMENTS.length;
-export const PARTS_PER_CAR = 3 + WHEELS_PER_CAR;
 
 /** Fields every part carries. Unknown extra fields are kept and passed through. */
 export interface PartBase {
@@ -41,13 +40,6 @@ export interface Wheel extends PartBase {
   placement: WheelPlacement;
 }
 export type Part = Body | Engine | RemoteControl | Wheel;
-
-/** A part with the kind it arrived as and its event time (the Kafka record timestamp). */
-export interface TimedPart {
-  kind: PartKind;
-  part: Part;
-  timestamp: number;
-}
 
 /** The output record on rccar-completed / rccar-incomplete. */
 export interface Car {

@@ -6,13 +6,8 @@ import { loadOrExit, logSpec, processSource, type ConfigSource, type LogSettings
 import { silenceTimeoutNegativeWarning } from "./warnings.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 export type LogFormat = "text" | "json";
-export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 export type LogFields = Record<string, unknown>;
-
-/** What code that only logs lines takes (the engine today): `(line) => logger.info(line)`. */
-export type LogLine = (line: string) => void;
 
 export interface LoggerOptions {
   level: LogLevel;

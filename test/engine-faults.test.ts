@@ -58,7 +58,7 @@ async function untilRestoring(engine: EngineProcess, ms: number): Promise<boolea
 
 describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
   test("broker restart while every input lane is full (default settings, 22,000-car backlog): exact within 4 min, the stall reported and over", async () => {
-    const s = (current = await stack("full-lanes", { api: { delayMinMs: 0, delayMaxMs: 800 }, engineEnv: { STALL_TIMEOUT_MS: "3000" } }));
+    const s = (current = await stack("full-lanes", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { STALL_TIMEOUT_MS: "3000" } }));
     const manifest = await generate({ cars: 22_000, seed: 81, missingEngine: 0.01, missingWheels: 0.01, batchSize: 2000 }, s.kafka);
     await s.engine.start();
     const health = watchHealth(s.engine);

@@ -20,8 +20,7 @@ try {
 const { engine: settings, kafka } = loaded;
 if (settings.instanceId === "") settings.instanceId = `${hostname()}-${process.pid}`;
 
-// The engine takes a line logger for now; it moves to the Logger with the engine rewrite.
-const engine = new Engine(settings, kafka, (line) => logger.info(line));
+const engine = new Engine(settings, kafka, logger);
 const http = Bun.serve({ hostname: "0.0.0.0", port: settings.httpPort, fetch: engineHttp(engine).fetch });
 logger.info(`engine ${settings.instanceId}: group ${settings.groupId}, ${settings.workers} workers, http :${http.port}`);
 try {

@@ -8,6 +8,7 @@ import { ConfigError, topicsOf } from "../config.ts";
 import { INPUT_ROLES } from "../domain.ts";
 import { createKafka, ensureTopics, partitionCounts } from "../kafka.ts";
 import { kafkaLogStats } from "../kafka-log.ts";
+import { currentLogger, type Logger } from "../log.ts";
 import { InputSource } from "../ingest/source.ts";
 import { JoinPool } from "../join/pool.ts";
 import type { JoinTaskResult } from "../join/protocol.ts";
@@ -15,7 +16,7 @@ import { PricingDispatcher } from "../pricing/dispatcher.ts";
 import { restorePartitions } from "../state/changelog.ts";
 import { PartitionSink } from "../sink/transactions.ts";
 import { findStalls, type Stall } from "./health.ts";
-import { EngineMetrics } from "./metrics.ts";
+import { EngineMetrics, priceErrorReason } from "./metrics.ts";
 import type { ShellPorts } from "./ports.ts";
 import { TaskManager, type TaskManagerObserver } from "./task-manager.ts";
 import type { CommitReport } from "./task.ts";
@@ -54,9 +55,9 @@ export class Engine {
   constructor(
     private readonly settings: EngineSettings,
     private readonly kafkaSettings: KafkaSettings,
-    private readonly log: (line: string) => void = (l) => console.error(l),
+    private readonly logger: Logger = currentLogger(),
   ) {
-    this.kafka = createKafka(kafkaSettings, `rccar-engine-${settings.instanceId}`);
+    this.kafka = createKafka(kafkaSettings, `rccar-engine-${settings.instanceId}`, { logger });
     this.topics = topicsOf(kafkaSettings);
     this.pool = new JoinPool({
       workers: settings.workers,
@@ -78,11 +79,14 @@ export class Engine {
       retryMaxMs: settings.priceRetryMaxMs,
       maxWaitingCars: settings.priceMaxWaitingCars,
       maxAmount: settings.priceMaxAmount,
-      onRequest: (ms) => this.metrics.priceLatency.observe(ms / 1000),
+      onRequest: (ms, error) => {
+        this.metrics.priceLatency.observe(ms / 1000);
+        if (error !== undefined) this.metrics.priceRequestErrors.add({ reason: priceErrorReason(error) }, 1);
+      },
     });
     this.source = new InputSource(
       this.kafka,
-      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs, log: (line) => this.log(line) },
+      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs, log: (line) => this.logger.warn(line) },
       {
         onRecords: (role, partition, messages, fetchedAt, atLogEnd) => {
           const n = this.tasks.task(partition)?.addRecords(role, messages, fetchedAt, atLogEnd) ?? 0;
@@ -180,16 +184,16 @@ export class Engine {
       restored: (partitions, ms, joinStates, waitingCars) => {
         this.metrics.restores.add({}, 1);
         this.metrics.restoreSeconds.observe(ms / 1000);
-        this.log(`engine: partitions ${partitions.join(",")} restored in ${ms} ms (${joinStates} join states, ${waitingCars} cars waiting for prices)`);
+        this.logger.info(`engine: partitions ${partitions.join(",")} restored in ${ms} ms (${joinStates} join states, ${waitingCars} cars waiting for prices)`);
       },
       closed: (partition, why) => {
-        if (why === "revoked") this.log(`engine: partition ${partition} closed`);
+        if (why === "revoked") this.logger.info(`engine: partition ${partition} closed`);
         else {
           if (why.name === "TaskCorruptedError") this.metrics.rebuilds.add({}, 1);
-          this.log(`engine: ${why.message}; ${why.name === "TaskCorruptedError" ? "rebuilding it from Kafka" : "taking it again only if still assigned"}`);
+          this.logger.warn(`engine: ${why.message}; ${why.name === "TaskCorruptedError" ? "rebuilding it from Kafka" : "taking it again only if still assigned"}`);
         }
       },
-      takeFailed: (partitions, error, retryInMs) => this.log(`engine: taking partitions ${partitions.join(",")} failed, again in ${retryInMs} ms: ${error.message}`),
+      takeFailed: (partitions, error, retryInMs) => this.logger.warn(`engine: taking partitions ${partitions.join(",")} failed, again in ${retryInMs} ms: ${error.message}`),
       committed: (report) => this.committed(report),
       released: (records, at) => {
         for (const { record } of records) this.metrics.mergeWait.observe((at - record.fetchedAt) / 1000);
@@ -209,14 +213,14 @@ export class Engine {
         });
         this.metrics.openCars.set({}, open);
       },
-      turnFailed: (error, retryInMs) => this.log(`engine: ${error.message}; rebuilding the running partitions in ${retryInMs} ms`),
+      turnFailed: (error, retryInMs) => this.logger.warn(`engine: ${error.message}; rebuilding the running partitions in ${retryInMs} ms`),
     };
   }
 
   private committed(report: CommitReport): void {
     this.metrics.transactions.add({ result: report.error === undefined ? "committed" : "failed" }, 1);
     if (report.error !== undefined) {
-      this.log(`engine: commit of partition ${report.partition} failed: ${(report.error as Error)?.message ?? String(report.error)}`);
+      this.logger.warn(`engine: commit of partition ${report.partition} failed: ${(report.error as Error)?.message ?? String(report.error)}`);
       return;
     }
     this.metrics.commitLatency.observe(report.ms / 1000);

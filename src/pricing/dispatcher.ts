@@ -25,8 +25,8 @@ export interface DispatcherOptions {
   maxAmount?: number;
   random?: () => number;
   now?: () => number;
-  /** Called with each request's latency in ms and whether it succeeded. */
-  onRequest?: (ms: number, ok: boolean) => void;
+  /** Called with each request's latency in ms and, when it failed, why. */
+  onRequest?: (ms: number, error?: string) => void;
 }
 
 export class PricingDispatcher {
@@ -196,7 +196,7 @@ export class PricingDispatcher {
       // its next request waits for the pump below, after the cars it priced are gone.
       if (!this.stopped) this.fill(now);
       const ok = "cents" in result;
-      this.options.onRequest?.(performance.now() - started, ok);
+      this.options.onRequest?.(performance.now() - started, ok ? undefined : result.error);
       if (ok) this.policy.succeeded(req, result.cents, now);
       else this.policy.failed(req, result.error, now);
       this.pump();
