@@ -104,6 +104,39 @@ describe("shell: pauses", () => {
   });
 });
 
+describe("shell: record cache", () => {
+  function deliverCar(s: Shell, carId: string, n: number, at: number): void {
+    s.deliver("body", 0, [partMessage("body", carId, `${carId}-b`, n, at)]);
+    s.deliver("engine", 0, [partMessage("engine", carId, `${carId}-e`, n, at)]);
+    s.deliver("remoteControl", 0, [partMessage("remoteControl", carId, `${carId}-r`, n, at)]);
+    s.deliver("wheel", 0, ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", carId, `${carId}-w${i}`, 4 * n + i, at, pl)));
+    caughtUp(s, 0);
+  }
+  const waitingEntries = (s: Shell) => s.kafka.changelogWrites.filter((r) => r.key!.startsWith("p/")).map((r) => `${r.key}=${r.value === null ? "tombstone" : "entry"}`);
+
+  test("a car assembled and priced before its transaction starts writes no waiting-car entry and no tombstone", async () => {
+    const s = shell({ instantPricing: true });
+    await owning(s, [0]);
+    deliverCar(s, "car-quick", 0, s.clock.now());
+    await s.turn();
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-quick"]);
+    expect(waitingEntries(s)).toEqual([]);
+  });
+
+  test("a car priced after its transaction started writes its waiting-car entry, then the tombstone", async () => {
+    const s = shell();
+    await owning(s, [0]);
+    const at = s.clock.now();
+    deliverCar(s, "car-slow", 0, at);
+    await s.turn();
+    expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`]);
+    s.pricing.priceAll(s.clock.now());
+    await s.turn();
+    expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`, `p/car-slow/${at}=tombstone`]);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-slow"]);
+  });
+});
+
 describe("shell: rewinding and ownership", () => {
   test("records fetched before the task rewound to its committed offsets are dropped", async () => {
     const s = shell();

@@ -29,6 +29,9 @@ export interface DeadLetterNote extends SourceCoordinates {
   reason: string;
 }
 
+/** A changelog value, null (a tombstone), or how to encode it once it is written. */
+export type ChangelogValue = Buffer | null | (() => Buffer);
+
 export interface SourceCoordinates {
   topic: string;
   partition: number;
@@ -37,7 +40,9 @@ export interface SourceCoordinates {
 
 export class RecordCollector {
   private outputs: OutRecord[] = [];
-  private changelog = new Map<string, Buffer | null>();
+  private changelog = new Map<string, ChangelogValue>();
+  /** Keys first written in this batch that no earlier transaction holds (see `fresh`). */
+  private fresh = new Set<string>();
   private offsets = new Map<string, string>();
   private situations = new Map<string, number>();
   private deadLetters: DeadLetterNote[] = [];
@@ -72,9 +77,20 @@ export class RecordCollector {
     return letter;
   }
 
-  /** A changelog entry of this partition; null deletes the key. Only the latest per key is written. */
-  state(key: string, value: Buffer | null): void {
+  /**
+   * A changelog entry of this partition; null deletes the key. Only the latest per key is
+   * written, and a value given as a function is encoded only if it is still the latest when the
+   * batch is taken. `fresh`: no earlier transaction wrote this key, so deleting it before the
+   * batch is taken writes nothing at all (Kafka Streams' record cache does the same): a car
+   * assembled and priced within one commit interval leaves no waiting-car entry behind.
+   */
+  state(key: string, value: ChangelogValue, fresh = false): void {
     this.touch();
+    if (value === null && this.fresh.delete(key)) {
+      this.changelog.delete(key);
+      return;
+    }
+    if (fresh) this.fresh.add(key);
     this.changelog.set(key, value);
   }
 
@@ -87,7 +103,7 @@ export class RecordCollector {
   /** Hands over everything collected so far as one transaction's content, and starts afresh. */
   take(): CommitBatch {
     const records = this.outputs;
-    for (const [key, value] of this.changelog) records.push({ topic: this.topics.changelog, partition: this.partition, key, value });
+    for (const [key, value] of this.changelog) records.push({ topic: this.topics.changelog, partition: this.partition, key, value: typeof value === "function" ? value() : value });
     const batch: CommitBatch = {
       records,
       offsets: [...this.offsets].map(([topic, offset]) => ({ topic, partition: this.partition, offset })),
@@ -97,6 +113,7 @@ export class RecordCollector {
     };
     this.outputs = [];
     this.changelog = new Map();
+    this.fresh = new Set();
     this.offsets = new Map();
     this.situations = new Map();
     this.deadLetters = [];

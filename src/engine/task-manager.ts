@@ -199,7 +199,7 @@ export class TaskManager {
     const now = this.ports.clock.now();
     const key = priceKey(car.carId, car.firstPartAt);
     this.pricingOwner.set(key, { partition: task.partition, since: now });
-    task.collector.state(key, encodeWaitingCar(car, now));
+    task.collector.state(key, () => encodeWaitingCar(car, now), true);
     this.ports.pricing.add(car, now);
   }
 

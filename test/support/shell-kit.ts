@@ -40,6 +40,8 @@ export class FakeKafka {
   readonly committed = new Map<string, string>();
   readonly changelog = new Map<number, Map<string, Uint8Array>>();
   readonly outputs: OutRecord[] = [];
+  /** Every changelog record committed, in order (the changelog map keeps only the latest). */
+  readonly changelogWrites: OutRecord[] = [];
   readonly epochs = new Map<number, number>();
   transactions = 0;
   /** The next commit of these partitions fails (outcome: nothing written). */
@@ -64,6 +66,7 @@ export class FakeSink implements SinkPort {
     if (this.kafka.failNext.delete(this.partition)) throw new Error(`p${this.partition}: the broker went away`);
     for (const r of records) {
       if (r.topic === TOPICS.changelog) {
+        this.kafka.changelogWrites.push(r);
         const entries = this.kafka.changelog.get(this.partition) ?? new Map<string, Uint8Array>();
         this.kafka.changelog.set(this.partition, entries);
         if (r.value === null) entries.delete(r.key!);
@@ -166,7 +169,11 @@ export class InThreadJoin implements JoinPort {
 export class HandPricing implements PricingPort {
   private readonly cars = new Map<string, Car>();
   private finished: Car[] = [];
-  constructor(private readonly bound: number) {}
+  /** instant: every car is priced the moment it starts waiting. */
+  constructor(
+    private readonly bound: number,
+    private readonly instant = false,
+  ) {}
 
   get waiting(): number {
     return this.cars.size;
@@ -174,8 +181,9 @@ export class HandPricing implements PricingPort {
   isFull(): boolean {
     return this.cars.size >= this.bound;
   }
-  add(car: Car): void {
+  add(car: Car, since: number): void {
     this.cars.set(`${car.carId}/${car.firstPartAt}`, car);
+    if (this.instant) this.priceAll(since);
   }
   removeWhere(pred: (car: Car) => boolean): void {
     for (const [k, c] of this.cars) if (pred(c)) this.cars.delete(k);
@@ -213,10 +221,10 @@ export interface Shell {
   turn(): Promise<void>;
 }
 
-export function shell(opts: { maxBufferedRecords?: number; maxWaitingCars?: number; joinTimeoutMs?: number; maxClockSkewMs?: number } = {}): Shell {
+export function shell(opts: { maxBufferedRecords?: number; maxWaitingCars?: number; joinTimeoutMs?: number; maxClockSkewMs?: number; instantPricing?: boolean } = {}): Shell {
   const kafka = new FakeKafka();
   const input = new FakeInput(kafka);
-  const pricing = new HandPricing(opts.maxWaitingCars ?? 1000);
+  const pricing = new HandPricing(opts.maxWaitingCars ?? 1000, opts.instantPricing);
   const clock = new ManualClock();
   const ports: ShellPorts = {
     input,
