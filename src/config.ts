@@ -98,7 +98,8 @@ export function oneOf<T extends string>(name: string, def: T, values: readonly T
     doc,
     default: def,
     allowed: `one of ${values.join(", ")}`,
-    parse: (raw) => values.find((v) => v === raw.trim()),
+    // Case does not matter (LOG_LEVEL=DEBUG); the value is the canonical spelling.
+    parse: (raw) => values.find((v) => v.toLowerCase() === raw.trim().toLowerCase()),
   };
 }
 
