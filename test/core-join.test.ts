@@ -5,9 +5,10 @@ import type { Body, Car, MissingKind, Part, PartKind, Wheel, WheelPlacement } fr
 import { MISSING_ORDER, situationFor } from "../src/domain.ts";
 import { JoinShard, type CarState, type JoinEffect } from "../src/join/shard.ts";
 import { TimerHeap } from "../src/join/timers.ts";
-import { decodeCarState, encodeCarState } from "../src/state/codec.ts";
+import { packParts, unpackParts } from "../src/join/car.ts";
+import { decodeCarState, encodeCarState } from "../src/join/codec.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../src/state/waiting.ts";
-import { pack } from "msgpackr";
+import { pack, Packr } from "msgpackr";
 import { createRng, type Rng } from "../src/generate/prng.ts";
 
 const T = 5000;
@@ -213,7 +214,7 @@ describe("duplicates", () => {
     feed(shard, "c7", FULL, 0); // assembled at 60
     const again = put(shard, "c7", FULL[0]!, 60 + RETENTION);
     expect(shard.openCars()).toBe(1);
-    expect(states(again).at(-1)!.state?.open?.body?.partId).toBe("c7-B");
+    expect(unpackParts("c7", states(again).at(-1)!.state!.open!.parts).body?.partId).toBe("c7-B");
   });
 
   test("the watermark forgets expired partIds with a tombstone; afterwards the same partId opens a new window", () => {
@@ -246,7 +247,8 @@ describe("changelog effects and restore", () => {
   test("each change writes the carId's state; the emission writes the remembered partIds; expiry a tombstone", () => {
     const shard = shardOf(1000);
     const first = put(shard, "c", FULL[0]!, 0);
-    expect(states(first)).toEqual([{ type: "state", carId: "c", state: { open: { firstPartAt: 0, body: part("c", "BODY", "B") as never, wheels: [] } } }]);
+    expect(states(first)).toEqual([{ type: "state", carId: "c", state: { open: { firstPartAt: 0, parts: expect.any(String) } } }]);
+    expect(unpackParts("c", states(first)[0]!.state!.open!.parts)).toEqual({ body: part("c", "BODY", "B") as Body, wheels: [] });
     const rest = feed(shard, "c", FULL.slice(1), 10);
     expect(states(rest).at(-1)!.state).toEqual({ recent: [{ partIds: ["c-B", "c-E", "c-R", "c-FL", "c-FR", "c-RL", "c-RR"], until: 60 + 1000 }] });
     expect(shard.onWatermark(1060)).toEqual([{ type: "state", carId: "c", state: null }]);
@@ -303,11 +305,11 @@ describe("changelog effects and restore", () => {
   test("restore replaces an existing entry and a tombstone forgets it", () => {
     const shard = shardOf();
     put(shard, "c", FULL[0]!, 0);
-    shard.restore("c", { open: { firstPartAt: 100, wheels: [] } });
+    shard.restore("c", { open: { firstPartAt: 100, parts: "" } });
     expect(shard.openCars()).toBe(1);
     expect(emits(shard.onWatermark(T + 99))).toEqual([]);
     expect(emits(shard.onWatermark(T + 100)).map((c) => c.firstPartAt)).toEqual([100]);
-    shard.restore("d", { open: { firstPartAt: 0, wheels: [] } });
+    shard.restore("d", { open: { firstPartAt: 0, parts: "" } });
     shard.restore("d", null);
     expect(shard.openCars()).toBe(0);
   });
@@ -315,13 +317,21 @@ describe("changelog effects and restore", () => {
 
 describe("state codec", () => {
   test("round-trips open windows and remembered partIds, extra fields included, and is smaller than JSON", () => {
+    const body = { ...(part("c", "BODY", "B") as Body), note: null, tags: ["x"], nested: { a: 1 } } as Body;
+    const wheel = part("c", "WHEEL", "FL") as Wheel;
+    const legacy = { open: { firstPartAt: 1_790_000_000_123, body, wheels: [wheel] }, recent: [{ partIds: ["a", "b"], until: 1_790_000_060_000 }] };
     const state: CarState = {
-      open: { firstPartAt: 1_790_000_000_123, body: { ...(part("c", "BODY", "B") as Body), note: null, tags: ["x"], nested: { a: 1 } } as Body, wheels: [part("c", "WHEEL", "FL") as Wheel] },
-      recent: [{ partIds: ["a", "b"], until: 1_790_000_060_000 }],
+      open: { firstPartAt: 1_790_000_000_123, parts: packParts("c", [{ kind: "BODY", part: body }, { kind: "WHEEL", part: wheel }]) },
+      recent: legacy.recent,
     };
     const bytes = encodeCarState(state);
     expect(decodeCarState(bytes)).toEqual(state);
+    expect(unpackParts("c", decodeCarState(bytes).open!.parts)).toEqual({ body, wheels: [wheel] });
     expect(bytes.length).toBeLessThan(JSON.stringify(state).length);
+    // An entry written by the previous version (parsed parts) reads as the packed form.
+    const old = new Packr({ useRecords: false, variableMapSize: true, mapsAsObjects: true }).pack(legacy); // the previous version's writer
+    expect(decodeCarState(old)).toEqual(state);
+    expect(bytes.length).toBeLessThan(old.length);
   });
 
   test("a waiting car round-trips as JSON, and an entry written as MessagePack by an earlier version still reads", () => {
@@ -334,7 +344,7 @@ describe("state codec", () => {
   });
 
   test("refuses bytes that are not a join state", () => {
-    for (const bad of [encodeCarState({} as CarState), encodeCarState([1, 2] as never), encodeCarState({ open: { wheels: [] } } as never), encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never), new Uint8Array([0xc1])]) {
+    for (const bad of [encodeCarState({} as CarState), encodeCarState([1, 2] as never), encodeCarState({ open: { wheels: [] } } as never), encodeCarState({ open: { firstPartAt: 1, parts: 7 } } as never), pack({ open: { firstPartAt: 1, wheels: [{ carId: "c", partId: "w", sku: "s", placement: "MIDDLE" }] } }), encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never), new Uint8Array([0xc1])]) {
       expect(() => decodeCarState(bad)).toThrow();
     }
   });

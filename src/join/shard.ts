@@ -109,7 +109,7 @@ export class JoinShard {
       entry = this.cars.get(carId);
     }
     // Rule 2.
-    if (entry !== undefined && (entry.open?.holds(part.partId) || remembers(entry.recent, part.partId, timestamp))) {
+    if (entry !== undefined && (entry.open?.holds(carId, part.partId) || remembers(entry.recent, part.partId, timestamp))) {
       this.absorbed++;
       return effects;
     }
@@ -223,7 +223,7 @@ export class JoinShard {
     this.open--;
     if (this.options.dedupRetentionMs > 0) {
       const until = at + this.options.dedupRetentionMs;
-      this.setRecent(entry, [...(entry.recent ?? []), { partIds: car.partIds(), until }]);
+      this.setRecent(entry, [...(entry.recent ?? []), { partIds: car.partIds(carId), until }]);
       this.timers.add(until, carId);
     }
     this.settle(carId, entry, effects);

@@ -5,7 +5,7 @@
 import { workerData } from "piscina";
 import { decodePart } from "../ingest/decode.ts";
 import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
-import { decodeCarState, encodeCarState } from "../state/codec.ts";
+import { decodeCarState, encodeCarState } from "./codec.ts";
 import { recordCount, unpack } from "./batch.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
 
