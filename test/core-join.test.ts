@@ -350,6 +350,79 @@ describe("state codec", () => {
   });
 });
 
+describe("packed parts (open cars)", () => {
+  // Every shape a valid part can have: the usual one, extra fields, another key order, control
+  // characters and non-Latin-1 text in its strings, partIds with and without the carId prefix.
+  const texts = ["", "-B", "\u0001", "\u001f", "\u0010x", "Zoë ✓", "佐藤", "x\ny", "\u0000"];
+  function randomPart(rng: Rng, carId: string, kind: PartKind, placement: WheelPlacement, n: number): Part {
+    const t = () => rng.pick(texts);
+    const partId = rng.pick([`${carId}-${n}`, `${carId}${t()}${n}`, `p${n}${t()}`, carId + t() + n]);
+    let p: Record<string, unknown> = { carId, partId, sku: rng.chance(0.2) ? `S${t()}` : `SKU-${rng.int(9)}` };
+    if (kind === "BODY") Object.assign(p, { color: rng.chance(0.2) ? `c${t()}` : "red", material: "ABS", weightKg: rng.pick([1.5, 0.1 + 0.2, 1e21, 7]) });
+    if (kind === "REMOTE_CONTROL") p.channelFrequency = "RF_49";
+    if (kind === "WHEEL") p.placement = placement;
+    if (rng.chance(0.2)) p[rng.pick(["extra", "note", "1", "__proto__"])] = rng.pick([null, [1, "a"], { a: { b: t() } }, t(), 12345678901]);
+    if (rng.chance(0.1)) p = Object.fromEntries(Object.entries(p).reverse());
+    return p as Part;
+  }
+
+  test("holds, conflicts and the rebuilt parts agree with the parts as received (property)", () => {
+    const rng = createRng(99);
+    const placements = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"] as const;
+    for (let round = 0; round < 400; round++) {
+      const carId = rng.pick(["c", "car-1", "c\u0001", "Zoë-✓", "-"]);
+      const shard = shardOf();
+      const slots: Array<[PartKind, WheelPlacement]> = [["BODY", "FRONT_LEFT"], ["ENGINE", "FRONT_LEFT"], ["REMOTE_CONTROL", "FRONT_LEFT"], ...placements.map((p) => ["WHEEL", p] as [PartKind, WheelPlacement])];
+      const chosen = slots.filter(() => rng.chance(0.7)).slice(0, 6); // never complete: the car stays open
+      const sent: Part[] = [];
+      const sentKinds: PartKind[] = [];
+      chosen.forEach(([kind, pl], n) => {
+        const p = randomPart(rng, carId, kind, pl, n);
+        if (sent.some((s) => s.partId === p.partId)) return;
+        const effects = shard.onPart(p, kind, 1000 + n, src(n));
+        expect(letters(effects)).toEqual([]);
+        sent.push(p);
+        sentKinds.push(kind);
+        // Redeliveries of every part so far are absorbed, as this kind or another.
+        for (const s of sent) expect(shard.onPart({ ...s }, rng.pick(["BODY", "ENGINE"] as const), 1001 + n, src(n))).toEqual([]);
+        // A different partId that only resembles one held is not absorbed: it conflicts or joins.
+        const like = { ...p, partId: rng.pick([p.partId + "x", p.partId.slice(1), `${carId}`, p.partId.slice(0, -1)]) } as Part;
+        if (!sent.some((s) => s.partId === like.partId)) {
+          const e = shard.onPart(like, kind, 1002 + n, src(n));
+          expect(letters(e).map((d) => d.reason)).toEqual([`CONFLICT: car ${carId} already has ${kind === "WHEEL" ? `${pl} wheel` : kind === "REMOTE_CONTROL" ? "remote control" : kind.toLowerCase()} ${p.partId}; ${like.partId} is a second one`]);
+        }
+      });
+      const [car] = emits(shard.onWatermark(1_000_000));
+      if (sent.length === 0) continue;
+      const bySlot = (k: PartKind) => sent.find((_, i) => sentKinds[i] === k);
+      const wheels = sent.filter((_, i) => sentKinds[i] === "WHEEL");
+      // Same fields, same values, same key order as received (JSON text compares all three).
+      expect(JSON.stringify(car!.body)).toBe(JSON.stringify(bySlot("BODY")));
+      expect(JSON.stringify(car!.engine)).toBe(JSON.stringify(bySlot("ENGINE")));
+      expect(JSON.stringify(car!.remoteControl)).toBe(JSON.stringify(bySlot("REMOTE_CONTROL")));
+      expect(JSON.stringify(car!.wheels)).toBe(JSON.stringify(wheels));
+    }
+  });
+
+  test("an open car with six parts holds at most 500 bytes of heap", () => {
+    const shard = shardOf();
+    const cars = 20_000;
+    const parts = (c: number) =>
+      FULL.filter(([k]) => k !== "ENGINE").map(([kind, id, pl]) => {
+        const p = part(`car-13-${c}`, kind, id, pl);
+        return { kind, value: Buffer.from(JSON.stringify(p)) };
+      });
+    Bun.gc(true);
+    const before = process.memoryUsage().heapUsed;
+    for (let c = 0; c < cars; c++) for (const { kind, value } of parts(c)) shard.onPart(JSON.parse(value.toString()) as Part, kind, c, src(c));
+    Bun.gc(true);
+    const perCar = (process.memoryUsage().heapUsed - before) / cars;
+    console.log(`heap per open car: ${perCar.toFixed(0)} bytes`);
+    expect(shard.openCars()).toBe(cars);
+    expect(perCar).toBeLessThanOrEqual(500);
+  });
+});
+
 describe("timers", () => {
   test("pop in (due, carId) order, only what is due, with interleaved adds", () => {
     const h = new TimerHeap();
