@@ -83,6 +83,11 @@ export class JoinShard {
 
   constructor(private readonly options: JoinOptions) {}
 
+  /** Whether the carId has state (an open window or remembered partIds): a live changelog entry. */
+  holds(carId: string): boolean {
+    return this.cars.has(carId);
+  }
+
   openCars(): number {
     return this.open;
   }
