@@ -12,6 +12,7 @@ import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
 import { runPricing, type PricingRun } from "./pricing.ts";
+import { NO_PREVIOUS, previousFigures, type Row } from "./previous.ts";
 
 const settings = loadOrExit(benchSpec);
 const env = processSource().env;
@@ -42,7 +43,7 @@ if (parts.has("memory")) results.memory = await runMemory(kafka, settings.openCa
 process.stderr.write("\n");
 
 // ---- the table ------------------------------------------------------------------------
-const rows: Array<[string, string, string]> = [];
+const rows: Row[] = [];
 const target = (ok: boolean, what: string) => `${ok ? "met" : "NOT met"} (${what})`;
 if (results.micro) {
   for (const [name, ops] of Object.entries(results.micro.opsPerSecond)) rows.push([`micro: ${name}`, `${ops.toLocaleString("en")} ops/s`, ""]);
@@ -56,6 +57,9 @@ if (results.e2e) {
   rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
   for (const r of e.engine) {
     rows.push([`e2e: engine, ${r.workers} worker(s)`, `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`, r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : ""]);
+    if (r.cpuSecondsPer1000Cars !== undefined) rows.push([`e2e: engine CPU (all threads), ${r.workers} worker(s)`, `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
+    const c = r.changelog;
+    if (c && r.recordsPerCar !== undefined) rows.push([`e2e: records written per car, ${r.workers} worker(s)`, `${r.recordsPerCar} (per 1,000 cars: join state ${Math.round((c.joinValues / e.cars) * 1000)} + ${Math.round((c.joinTombstones / e.cars) * 1000)} deleted, waiting ${Math.round((c.waitingValues / e.cars) * 1000)} + ${Math.round((c.waitingTombstones / e.cars) * 1000)} deleted)`, ""]);
   }
 }
 for (const [i, l] of (results.latency ?? []).entries()) {
@@ -71,14 +75,18 @@ for (const p of results.pricing ?? []) {
 }
 if (results.memory) {
   const m = results.memory;
-  rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 300 && m.openCars >= settings.openCars, "≤ 300 MB")]);
+  rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 250 && m.openCars >= settings.openCars, "≤ 250 MB")]);
+  const joinHeapMb = Object.entries(m.heapMb).reduce((n, [thread, mb]) => n + (thread.startsWith("join") ? mb : 0), 0);
+  const perCar = m.openCars > 0 ? Math.round((joinHeapMb * 1e6) / m.openCars) : 0;
+  rows.push([`memory: JS heap of the join threads per open car`, `${perCar} bytes`, target(perCar <= 500 && m.openCars > 0, "≤ 500 bytes")]);
   rows.push(["memory: peak RSS while reading them", `${m.peakRssMb} MB`, ""]);
   rows.push(["memory: JS heap in use by thread, holding them", Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
 }
+const previous = previousFigures(resolve(import.meta.dir, "results"));
 const table = [
-  `| figure | value | target |`,
-  `|---|---|---|`,
-  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+  `| figure | value | previous run | target |`,
+  `|---|---|---|---|`,
+  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${previous.get(a) ?? NO_PREVIOUS} | ${c} |`),
   "",
   `Machine: ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Bun ${results.machine.bun}, ${results.machine.at}; \`bun run bench\` (${Math.round((Date.now() - started) / 1000)} s).`,
 ].join("\n");
@@ -86,7 +94,7 @@ console.log(table);
 
 const dir = resolve(import.meta.dir, "results");
 mkdirSync(dir, { recursive: true });
-writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify(results, null, 2));
+writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify({ ...results, rows }, null, 2));
 const readme = resolve(import.meta.dir, "../README.md");
 const text = readFileSync(readme, "utf8");
 const start = "<!-- bench:start -->";
