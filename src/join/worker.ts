@@ -3,9 +3,9 @@
 // parsing and validation run in parallel, off the main thread). Tasks run one at a time, in
 // the order posted.
 import { workerData } from "piscina";
-import { decodePart } from "../ingest/decode.ts";
-import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
-import { decodeCarState, encodeCarState } from "./codec.ts";
+import { JoinShard } from "./shard.ts";
+import { joinStep } from "./step.ts";
+import { decodeCarState } from "./codec.ts";
 import { recordCount, unpack } from "./batch.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
 
@@ -49,41 +49,8 @@ export default function run(task: JoinTask): JoinTaskResult {
   switch (task.op) {
     case "process":
       for (const item of task.items) {
-        const { partition, watermark } = item;
-        const shard = shardFor(partition);
-        // Only a car's last state in this task goes to the changelog: encode it once. A carId
-        // that had no entry when the task began (see `written`) and ends deleted writes nothing.
-        const states = new Map<string, CarState | null>();
-        const written = new Set<string>();
-        const collect = (effects: JoinEffect[]) => {
-          for (const e of effects) {
-            if (e.type === "emit") outputs.push({ type: "emit", partition, car: e.car });
-            else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason });
-            else states.set(e.carId, e.state);
-          }
-        };
-        for (const r of unpack(item)) {
-          const source = { topic: options.topics[r.role], partition, offset: r.offset };
-          const decoded = decodePart(r.role, r.key, r.value, options.maxPartBytes);
-          if (decoded.ok) {
-            const carId = decoded.part.carId;
-            // The shard holds a carId exactly while its changelog entry is live (every change
-            // writes it; a restored one was read from it): so at its first touch in the task,
-            // being held means "written before". The watermark only touches held carIds.
-            if (!states.has(carId) && shard.holds(carId)) written.add(carId);
-            collect(shard.onPart(decoded.part, decoded.kind, r.timestamp, source));
-          } else {
-            outputs.push({ type: "deadLetter", partition, source, reason: decoded.reason });
-          }
-        }
+        joinStep(shardFor(item.partition), item.partition, unpack(item), item.watermark, options, outputs);
         partsSinceGc += recordCount(item);
-        const closing = shard.onWatermark(watermark);
-        for (const e of closing) if (e.type === "state" && !states.has(e.carId)) written.add(e.carId);
-        collect(closing);
-        for (const [carId, state] of states) {
-          if (state === null && !written.has(carId)) continue;
-          outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
-        }
       }
       break;
     case "restore": {

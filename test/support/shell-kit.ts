@@ -13,7 +13,7 @@ import { decodePart } from "../../src/ingest/decode.ts";
 import type { TickBatch } from "../../src/join/pool.ts";
 import type { JoinOutput, JoinTaskResult } from "../../src/join/protocol.ts";
 import { JoinShard, type CarState, type JoinEffect } from "../../src/join/shard.ts";
-import { decodeCarState, encodeCarState } from "../../src/state/codec.ts";
+import { decodeCarState, encodeCarState } from "../../src/join/codec.ts";
 import { FencedError } from "../../src/sink/transactions.ts";
 
 export const TOPICS = {
