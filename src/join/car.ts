@@ -119,21 +119,6 @@ export class OpenCar {
     return missingKinds({ body: (s & (1 << BODY)) !== 0, engine: (s & (1 << ENGINE)) !== 0, remoteControl: (s & (1 << REMOTE)) !== 0, wheelPlacements: wheels });
   }
 
-  /** Body, engine, remote control, then the wheels in arrival order. */
-  partIds(carId: string): string[] {
-    const wheels: string[] = [];
-    const parts = this.parts;
-    const order: [number, string][] = [];
-    forEachSegment(parts, (code, start, end) => {
-      const slot = slotOfCode(code);
-      const id = partIdOf(carId, parts, code, start, end);
-      if (slot >= WHEEL0) wheels.push(id);
-      else order.push([slot, id]);
-    });
-    order.sort((a, b) => a[0] - b[0]);
-    return order.map(([, id]) => id).concat(wheels);
-  }
-
   /** The changelog view (a snapshot: strings are immutable). */
   toState(): OpenCarState {
     return { firstPartAt: this.firstPartAt, parts: this.parts };
@@ -164,14 +149,18 @@ export interface UnpackedParts {
 
 export function unpackParts(carId: string, parts: string): UnpackedParts {
   const u: UnpackedParts = { wheels: [] };
-  forEachSegment(parts, (code, start, end) => {
+  const n = parts.length;
+  for (let start = 0; start < n; ) {
+    const end = segmentEnd(parts, start);
+    const code = parts.charCodeAt(start);
     const slot = slotOfCode(code);
     const part = code >= AS_JSON ? (JSON.parse(parts.slice(start + 1, end)) as Part) : plainPart(carId, slot, parts.slice(start + 1, end).split(FIELD));
     if (slot === BODY) u.body = part as Body;
     else if (slot === ENGINE) u.engine = part;
     else if (slot === REMOTE) u.remoteControl = part as RemoteControl;
     else u.wheels.push(part as Wheel);
-  });
+    start = end;
+  }
   return u;
 }
 
@@ -208,34 +197,38 @@ function slotOfCode(code: number): number {
 
 /** Calls `f` per segment: its code char, its start (the code's index) and its end (exclusive). */
 function forEachSegment(parts: string, f: (code: number, start: number, end: number) => void): void {
-  const n = parts.length;
-  let start = 0;
-  while (start < n) {
-    let end = start + 1;
-    while (end < n) {
-      const c = parts.charCodeAt(end);
-      if (c >= PLAIN && c < AS_JSON + SLOTS) break;
-      end++;
-    }
+  for (let start = 0; start < parts.length; ) {
+    const end = segmentEnd(parts, start);
     f(parts.charCodeAt(start), start, end);
     start = end;
   }
 }
 
+/** Where the segment starting at `start` ends: the next code char, or the string's end. */
+function segmentEnd(parts: string, start: number): number {
+  const n = parts.length;
+  let end = start + 1;
+  while (end < n) {
+    const c = parts.charCodeAt(end);
+    if (c >= PLAIN && c < AS_JSON + SLOTS) break;
+    end++;
+  }
+  return end;
+}
+
 function partIdOf(carId: string, parts: string, code: number, start: number, end: number): string {
   if (code >= AS_JSON) return (JSON.parse(parts.slice(start + 1, end)) as Part).partId;
   const sep = parts.indexOf(FIELD, start + 1);
-  return fromIdField(carId, parts.slice(start + 1, sep < 0 || sep > end ? end : sep), true);
+  return fromIdField(carId, parts.slice(start + 1, sep < 0 || sep > end ? end : sep));
 }
 
 /**
- * A partId from its field. `flat` copies it into a string of its own (join): a `+` result is a
- * rope that keeps the packed string it was cut from alive, fine for a car about to leave but
- * not for partIds remembered for the dedup retention.
+ * A partId from its field, copied into a string of its own (join): a `+` result is a rope
+ * that would keep the packed string it was cut from alive while the partId is remembered
+ * for the dedup retention.
  */
-function fromIdField(carId: string, field: string, flat: boolean): string {
-  if (field.charCodeAt(0) !== 1) return field;
-  return flat ? [carId, field.slice(1)].join("") : carId + field.slice(1);
+function fromIdField(carId: string, field: string): string {
+  return field.charCodeAt(0) !== 1 ? field : [carId, field.slice(1)].join("");
 }
 
 function isPlainText(s: string): boolean {
@@ -272,7 +265,7 @@ function plainSegment(slot: number, part: Part, pieces: string[]): void {
 
 /** Rebuilds a PLAIN segment's part in its usual key order. */
 function plainPart(carId: string, slot: number, f: string[]): Part {
-  const partId = fromIdField(carId, f[0]!, false);
+  const partId = fromIdField(carId, f[0]!);
   const sku = f[1]!;
   if (slot === BODY) return { carId, partId, sku, color: f[2]!, material: f[3]!, weightKg: Number(f[4]) } satisfies Body;
   if (slot === ENGINE) return { carId, partId, sku };
