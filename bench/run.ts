@@ -80,8 +80,8 @@ if (results.memory) {
   const joinHeap = (bytes: Record<string, number> | undefined) => Object.entries(bytes ?? {}).reduce((n, [thread, b]) => n + (thread.startsWith("join") ? b : 0), 0);
   const perCar = m.openCars > 0 ? Math.round((joinHeap(m.heapBytes) - joinHeap(m.idleHeapBytes)) / m.openCars) : 0;
   rows.push([`memory: JS heap of the join threads per open car (over idle)`, `${perCar} bytes`, target(perCar <= 500 && m.openCars > 0, "≤ 500 bytes")]);
-  rows.push(["memory: peak RSS while reading them", `${m.peakRssMb} MB`, ""]);
-  rows.push(["memory: JS heap in use by thread, holding them", Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
+  rows.push([`memory: peak RSS while reading ${m.openCars.toLocaleString("en")} open cars`, `${m.peakRssMb} MB`, ""]);
+  rows.push([`memory: JS heap in use by thread, holding ${m.openCars.toLocaleString("en")} open cars`, Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
 }
 const previous = previousFigures(resolve(import.meta.dir, "results"));
 const table = [
