@@ -26,7 +26,7 @@ const REMOTE = 2;
 const WHEEL0 = 3;
 const SLOTS = 7;
 const ALL_SLOTS = (1 << SLOTS) - 1;
-/** A bit beside the slots: some segment is JSON (holds() then looks at every segment). */
+/** A bit beside the slots: some segment is JSON (holds() then looks at those too). */
 const HAS_JSON = 1 << SLOTS;
 const PLAIN = 0x10;
 const AS_JSON = 0x18;
@@ -64,25 +64,26 @@ export class OpenCar {
   /** Whether a part with this partId already joined. */
   holds(carId: string, partId: string): boolean {
     const parts = this.parts;
-    if ((this.slots & HAS_JSON) !== 0) {
-      let held = false;
-      forEachSegment(parts, (code, start, end) => {
-        held ||= partIdOf(carId, parts, code, start, end) === partId;
-      });
-      return held;
+    if (isPlainText(partId)) {
+      // A plain segment's partId field sits between its code char and the first \x1f; an
+      // elided one is \x01 + the rest (searched for without building the field).
+      const elided = partId.length > carId.length && partId.startsWith(carId);
+      const needle = elided ? partId.slice(carId.length) : partId;
+      const lead = elided ? 1 : 0;
+      for (let at = parts.indexOf(needle, 1 + lead); at >= 0; at = parts.indexOf(needle, at + 1)) {
+        if (elided && parts.charCodeAt(at - 1) !== 1) continue;
+        const code = parts.charCodeAt(at - 1 - lead);
+        if (code >= PLAIN && code < PLAIN + SLOTS && parts.charCodeAt(at + needle.length) === FIELD_CODE) return true;
+      }
     }
-    if (!isPlainText(partId)) return false;
-    // A plain segment's partId field sits between its code char and the first \x1f; an
-    // elided one is \x01 + the rest (searched for without building the field).
-    const elided = partId.length > carId.length && partId.startsWith(carId);
-    const needle = elided ? partId.slice(carId.length) : partId;
-    const lead = elided ? 1 : 0;
-    for (let at = parts.indexOf(needle, 1 + lead); at >= 0; at = parts.indexOf(needle, at + 1)) {
-      if (elided && parts.charCodeAt(at - 1) !== 1) continue;
-      const code = parts.charCodeAt(at - 1 - lead);
-      if (code >= PLAIN && code < PLAIN + SLOTS && parts.charCodeAt(at + needle.length) === FIELD_CODE) return true;
-    }
-    return false;
+    // A JSON segment is JSON.stringify of its part, so it holds the partId's own JSON text:
+    // when that text is nowhere, no JSON segment has the partId (the usual answer, no parsing).
+    if ((this.slots & HAS_JSON) === 0 || !parts.includes(JSON.stringify(partId))) return false;
+    let held = false;
+    forEachSegment(parts, (code, start, end) => {
+      held ||= code >= AS_JSON && partIdOf(carId, parts, code, start, end) === partId;
+    });
+    return held;
   }
 
   /** Why `part` cannot take its slot (naming the slot and the part in it), or undefined when the slot is free. */
