@@ -9,11 +9,11 @@ import { INPUT_ROLES } from "../../src/domain.ts";
 import type { ChangelogPort, ConsumedOffset, InputPort, JoinPort, OutRecord, PricingPort, RestoredEntries, ShellPorts, SinkPort } from "../../src/engine/ports.ts";
 import { TaskManager, type TaskManagerObserver } from "../../src/engine/task-manager.ts";
 import { StreamThread } from "../../src/engine/thread.ts";
-import { decodePart } from "../../src/ingest/decode.ts";
 import type { TickBatch } from "../../src/join/pool.ts";
 import type { JoinOutput, JoinTaskResult } from "../../src/join/protocol.ts";
-import { JoinShard, type CarState, type JoinEffect } from "../../src/join/shard.ts";
-import { decodeCarState, encodeCarState } from "../../src/join/codec.ts";
+import { JoinShard } from "../../src/join/shard.ts";
+import { joinStep } from "../../src/join/step.ts";
+import { decodeCarState } from "../../src/join/codec.ts";
 import { FencedError } from "../../src/sink/transactions.ts";
 
 export const TOPICS = {
@@ -114,7 +114,7 @@ export class FakeInput implements InputPort {
   }
 }
 
-/** The join workers' code path, in this thread: decode, join shard per partition, state effects. */
+/** The join workers' code path (src/join/step.ts) in this thread, a JoinShard per partition. */
 export class InThreadJoin implements JoinPort {
   private readonly shards = new Map<number, JoinShard>();
   constructor(private readonly options: { joinTimeoutMs: number; dedupRetentionMs: number }) {}
@@ -128,23 +128,8 @@ export class InThreadJoin implements JoinPort {
   async process(batches: readonly TickBatch[]): Promise<JoinTaskResult[]> {
     const outputs: JoinOutput[] = [];
     for (const b of batches) {
-      const shard = this.shard(b.partition);
-      const states = new Map<string, CarState | null>();
-      const collect = (effects: JoinEffect[]) => {
-        for (const e of effects) {
-          if (e.type === "emit") outputs.push({ type: "emit", partition: b.partition, car: e.car });
-          else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition: b.partition, source: e.source, reason: e.reason });
-          else states.set(e.carId, e.state);
-        }
-      };
-      for (const { role, record } of b.records) {
-        const source = { topic: TOPICS[role], partition: b.partition, offset: record.offset };
-        const d = decodePart(role, record.key, record.value, 65536);
-        if (d.ok) collect(shard.onPart(d.part, d.kind, record.timestamp, source));
-        else outputs.push({ type: "deadLetter", partition: b.partition, source, reason: d.reason });
-      }
-      collect(shard.onWatermark(b.watermark));
-      for (const [carId, state] of states) outputs.push({ type: "state", partition: b.partition, carId, value: state === null ? null : encodeCarState(state) });
+      const records = b.records.map(({ role, record }) => ({ role, timestamp: record.timestamp, offset: record.offset, key: record.key, value: record.value }));
+      joinStep(this.shard(b.partition), b.partition, records, b.watermark, { maxPartBytes: 65536, topics: TOPICS }, outputs);
     }
     let open = 0;
     for (const s of this.shards.values()) open += s.openCars();
