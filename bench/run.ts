@@ -68,6 +68,7 @@ for (const [i, l] of (results.latency ?? []).entries()) {
   rows.push([`latency: COMPLETED after the first ${WARMUP_S} s @ ${l.rate} cars/s`, `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms`, ""]);
   rows.push([`latency: incomplete, window end → visible @ ${l.rate} cars/s`, `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
   rows.push([`latency: peak RSS / open cars (max) @ ${l.rate} cars/s`, `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
+  rows.push([`latency: where the time went @ ${l.rate} cars/s (mean, p99 ≤ bucket)`, l.stages.map((st) => `${st.stage} ${st.meanMs} ms (≤ ${st.p99AtMostMs} ms)`).join(", "), ""]);
   rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);
 }
 for (const p of results.pricing ?? []) {
