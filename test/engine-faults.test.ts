@@ -78,16 +78,17 @@ describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
   }, 420_000);
 
   test("broker restart during a restore: exact within 3 min", async () => {
-    const s = (current = await stack("restore-broker", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000", STALL_TIMEOUT_MS: "3000" } }));
+    // A backlog (the broker outage hits the engine, not the generator's plan); the slow price
+    // API leaves cars waiting for prices in the changelog, so the restore has state to read.
+    const s = (current = await stack("restore-broker", { api: { delayMinMs: 0, delayMaxMs: 800 }, engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000", STALL_TIMEOUT_MS: "3000" } }));
+    const manifest = await generate({ cars: 6000, seed: 82, missingRemote: 0.02, dupRate: 0.02, batchSize: 2000 }, s.kafka);
     await s.engine.start();
-    const generating = generate({ cars: 4000, seed: 82, rate: 800, missingRemote: 0.02, dupRate: 0.02 }, s.kafka);
     await until(async () => ((await s.engine.metrics())?.recordsIn ?? 0) > 8000, 60_000, 20);
     await s.engine.kill9();
     await s.engine.spawn();
     expect(await untilRestoring(s.engine, 60_000)).toBe(true);
     await restartBroker(2000);
     await s.engine.waitReady(120_000);
-    const manifest = await generating;
     const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
     expect(report.problems).toEqual({});
     expect(report.ok).toBe(true);

@@ -396,7 +396,9 @@ describe("wrong producer clocks (FUTURE_STAMPED, BAD_TIMESTAMP)", () => {
     expect(() => checkGeneratorSettings(base)).toThrow(/^FUTURE_STAMPED=6 \+ BAD_TIMESTAMP=5 must be <= CARS=10/);
     expect(() => checkGeneratorSettings({ ...base, badTimestamp: 0, futureAheadMs: 100_000 })).toThrow(/^FUTURE_AHEAD_MS=100000 must be >= MAX_CLOCK_SKEW_MS/);
     expect(() => checkGeneratorSettings({ ...base, badTimestamp: 4 })).not.toThrow();
-    expect(() => loadSettings(generatorSpec, { env: { KEY_BY: "carid" }, argv: [] })).toThrow('KEY_BY="carid" is invalid: must be one of carId, partId, none, mixed');
+    expect(() => loadSettings(generatorSpec, { env: { KEY_BY: "carIdd" }, argv: [] })).toThrow('KEY_BY="carIdd" is invalid: must be one of carId, partId, none, mixed');
+    // Enum settings ignore case and keep their canonical spelling (as LOG_LEVEL=DEBUG does).
+    expect(loadSettings(generatorSpec, { env: { KEY_BY: "PARTID" }, argv: [] }).keyBy).toBe("partId");
     expect(loadSettings(generatorSpec, { env: {}, argv: ["--key-by", "partId", "--future-stamped", "3", "--bad-timestamp=2"] })).toMatchObject({ keyBy: "partId", futureStamped: 3, badTimestamp: 2 });
   });
 });
