@@ -155,7 +155,8 @@ export function kafkaLogCreator(opts: KafkaLogOptions = {}): logCreator {
   return () => (entry: LogEntry) => {
     const logger = (opts.logger ?? currentLogger()).child("kafka");
     const { message, error, ...rest } = entry.log as LogEntry["log"] & { error?: unknown };
-    const verdict = judgeKafkaLog({ namespace: entry.namespace, level: entry.level, message, error });
+    // kafkajs's root logger writes without a namespace.
+    const verdict = judgeKafkaLog({ namespace: entry.namespace || "kafkajs", level: entry.level, message, error });
     if (verdict.kind === "failure") {
       logger.log(verdict.level, verdict.text, definedOnly({ client: rest.clientId, broker: rest.broker, groupId: rest.groupId }));
       return;
