@@ -31,7 +31,7 @@ export function processSource(): ConfigSource {
   return { env: process.env, argv: process.argv.slice(2) };
 }
 
-import { FAULT_TABLE_FORMAT, parseFaultTable, type FaultTable } from "./price-api/faults.ts";
+import { FAULT_TABLE_FORMAT, parseFaultTable, type FaultTable } from "./price-api/index.ts";
 
 // ---- setting constructors -------------------------------------------------------------
 

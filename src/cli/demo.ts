@@ -2,15 +2,15 @@
 // set), the mock price API and the engine, generates cars, shows live progress, verifies the
 // outputs against the generator's manifest, prints a summary, and stops what it started.
 import { demoSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadPriceApiSettings, localBrokerSpec, loadSettings, processSource, topicsOf } from "../config.ts";
-import { startBroker, stopBroker } from "../local/broker.ts";
-import { freePort } from "../local/ports.ts";
-import { startPriceApi } from "../price-api/server.ts";
+import { startBroker, stopBroker } from "../local/index.ts";
+import { freePort } from "../local/index.ts";
+import { startPriceApi } from "../price-api/index.ts";
 import { generate } from "../generate/index.ts";
-import { readOutputs } from "../verify/reader.ts";
-import { compare } from "../verify/compare.ts";
-import { printReport } from "../verify/report.ts";
-import { OutputWatcher } from "../verify/watch.ts";
-import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
+import { readOutputs } from "../verify/index.ts";
+import { compare } from "../verify/index.ts";
+import { printReport } from "../verify/index.ts";
+import { OutputWatcher } from "../verify/index.ts";
+import { scrapeMetrics, type EngineCounters } from "../engine/index.ts";
 import { startLogging } from "../log.ts";
 
 const logger = startLogging("demo");

@@ -2,8 +2,8 @@
 // Produces cars' parts to the input topics and writes the manifest the verifier checks.
 import { ConfigError, generatorSpec, kafkaSpec, loadOrExit, type GeneratorSettings, type KafkaSettings } from "../config.ts";
 import { generate, IntentError } from "../generate/index.ts";
-import { writeManifest } from "../generate/manifest.ts";
-import { progressLine, summaryTable } from "../generate/summary.ts";
+import { writeManifest } from "../generate/index.ts";
+import { progressLine, summaryTable } from "../generate/index.ts";
 import { startLogging } from "../log.ts";
 
 const logger = startLogging("generate");

@@ -1,7 +1,7 @@
 // bun run kafka:start | kafka:stop | kafka:status | (bun src/cli/kafka.ts consume TOPIC)
 // With KAFKA_BROKERS set, the existing cluster is used: nothing is started or stopped.
 import { ConfigError, kafkaBrokersGiven, kafkaSpec, loadSettings, localBrokerSpec, processSource } from "../config.ts";
-import { BrokerSetupError, brokerStatus, startBroker, stopBroker, toolCommand, waitForBroker } from "../local/broker.ts";
+import { BrokerSetupError, brokerStatus, startBroker, stopBroker, toolCommand, waitForBroker } from "../local/index.ts";
 import { createKafka, ensureTopics } from "../kafka.ts";
 import { startLogging } from "../log.ts";
 

@@ -1,6 +1,6 @@
 // bun run price-api: the mock price API until SIGTERM/SIGINT.
 import { ConfigError, loadPriceApiSettings } from "../config.ts";
-import { startPriceApi } from "../price-api/server.ts";
+import { startPriceApi } from "../price-api/index.ts";
 import { startLogging } from "../log.ts";
 
 const logger = startLogging("price-api");

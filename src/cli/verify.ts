@@ -2,9 +2,9 @@
 // Reads the output topics named in the manifest (read_committed) and checks them against it.
 // Exit code 0 only when everything matches exactly.
 import { kafkaSpec, loadOrExit, verifierSpec } from "../config.ts";
-import { readManifest } from "../generate/manifest.ts";
+import { readManifest } from "../generate/index.ts";
 import { verify } from "../verify/index.ts";
-import { exitCodeOf, formatReport } from "../verify/report.ts";
+import { exitCodeOf, formatReport } from "../verify/index.ts";
 import { startLogging } from "../log.ts";
 
 const logger = startLogging("verify");

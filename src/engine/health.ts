@@ -2,7 +2,7 @@
 // for STALL_TIMEOUT_MS; /health then says which partition and why. Pure: the caller gathers
 // each assigned partition's view and passes the time.
 import type { InputRole } from "../domain.ts";
-import type { LaneStats } from "../ingest/merge.ts";
+import type { LaneStats } from "../ingest/index.ts";
 import type { PauseReason } from "./pause-gate.ts";
 import type { TaskState } from "./task.ts";
 

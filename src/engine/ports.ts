@@ -3,11 +3,11 @@
 // The engine wires the real ones (src/engine/engine.ts); the shell's tests wire fakes and a
 // manual clock (test/support/shell-kit.ts), so lifecycle rules get millisecond tests.
 import type { Car, InputRole } from "../domain.ts";
-import type { TickBatch } from "../join/pool.ts";
-import type { JoinTaskResult } from "../join/protocol.ts";
-import type { ConsumedOffset, OutRecord } from "../sink/transactions.ts";
+import type { TickBatch } from "../join/index.ts";
+import type { JoinTaskResult } from "../join/index.ts";
+import type { ConsumedOffset, OutRecord } from "../sink/index.ts";
 
-export type { ConsumedOffset, OutRecord } from "../sink/transactions.ts";
+export type { ConsumedOffset, OutRecord } from "../sink/index.ts";
 
 export interface Clock {
   now(): number;

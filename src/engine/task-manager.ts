@@ -7,15 +7,15 @@
 // order (the offsets are final only once the previous owner is fenced).
 import type { Car, InputRole } from "../domain.ts";
 import { INPUT_ROLES } from "../domain.ts";
-import type { JoinOutput } from "../join/protocol.ts";
-import { joinKey, parseKey, priceKey } from "../state/changelog.ts";
-import { decodeWaitingCar, encodeWaitingCar } from "../state/waiting.ts";
+import type { JoinOutput } from "../join/index.ts";
+import { joinKey, parseKey, priceKey } from "../state/index.ts";
+import { decodeWaitingCar, encodeWaitingCar } from "../state/index.ts";
 import { TaskCorruptedError, TaskMigratedError } from "./errors.ts";
 import { ProgressClock, type PartitionView } from "./health.ts";
 import type { ShellPorts } from "./ports.ts";
-import type { Released } from "../ingest/merge.ts";
+import type { Released } from "../ingest/index.ts";
 import { PartitionTask, type CommitReport, type InputRecord, type TaskOptions } from "./task.ts";
-import { FencedError } from "../sink/transactions.ts";
+import { FencedError } from "../sink/index.ts";
 
 export interface TaskManagerOptions extends TaskOptions {
   /** How long a migrated partition is left alone before it is taken again (if still assigned). */

@@ -6,8 +6,8 @@
 import type { KafkaMessage } from "kafkajs";
 import type { Car, InputRole } from "../domain.ts";
 import { INPUT_ROLES, deadLetterReason } from "../domain.ts";
-import { PartitionGroup, type LaneStats, type Released } from "../ingest/merge.ts";
-import type { JoinOutput, RawRecord } from "../join/protocol.ts";
+import { PartitionGroup, type LaneStats, type Released } from "../ingest/index.ts";
+import type { JoinOutput, RawRecord } from "../join/index.ts";
 import { RecordCollector, type CollectorTopics, type CommitBatch } from "./collector.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";

@@ -3,8 +3,8 @@
 // in timestamp order, bounded by the room for cars waiting for prices, through the join
 // workers), price (finished cars to their tasks), backpressure (pause or resume every task),
 // commit (one transaction per task, overlapping the next turn's processing).
-import type { TickBatch } from "../join/pool.ts";
-import type { JoinTaskResult } from "../join/protocol.ts";
+import type { TickBatch } from "../join/index.ts";
+import type { JoinTaskResult } from "../join/index.ts";
 import { FatalEngineError } from "./errors.ts";
 import type { ShellPorts } from "./ports.ts";
 import type { TaskManager } from "./task-manager.ts";

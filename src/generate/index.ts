@@ -7,7 +7,9 @@ import { runModel } from "./model.ts";
 import { buildPlan, type PlanOptions } from "./plan.ts";
 import { sendPlan, type Progress } from "./producer.ts";
 
-export type { Manifest } from "./manifest.ts";
+export { readManifest, writeManifest, type ExpectedCar, type ExpectedDeadLetter, type Manifest } from "./manifest.ts";
+export { partsDigest } from "./digest.ts";
+export { progressLine, summaryTable } from "./summary.ts";
 
 export interface GenerateHooks {
   onProgress?: (p: Progress) => void;

@@ -17,7 +17,7 @@ import {
   type Situation,
   type Wheel,
 } from "../domain.ts";
-import { validatePart, type Validation } from "../ingest/validate.ts";
+import { validatePart, type Validation } from "../ingest/index.ts";
 
 export interface ModelRecord {
   seq: number;

@@ -2,6 +2,8 @@
 // record, join it, close windows up to the watermark, and write each touched carId's last
 // state once. A carId that had no live changelog entry when the step began and ends deleted
 // in it writes nothing (README, Exactly once: "Join state written per car").
+// The module itself, not ingest's index: this runs in the join workers, which must not load
+// the consumer (kafkajs) that the index also exports.
 import { decodePart } from "../ingest/decode.ts";
 import type { InputRole } from "../domain.ts";
 import type { UnpackedRecord } from "./batch.ts";

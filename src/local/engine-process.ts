@@ -2,7 +2,7 @@
 // that must SIGKILL it: start and wait for /ready, read /metrics, kill -9, SIGTERM.
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
+import { scrapeMetrics, type EngineCounters } from "../engine/index.ts";
 import { freePort } from "./ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
