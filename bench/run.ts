@@ -71,6 +71,12 @@ for (const [i, l] of (results.latency ?? []).entries()) {
   rows.push([`latency: where the time went @ ${l.rate} cars/s (mean, p99 ≤ bucket)`, l.stages.map((st) => `${st.stage} ${st.meanMs} ms (≤ ${st.p99AtMostMs} ms)`).join(", "), ""]);
   rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);
 }
+if (results.latency && results.latency.length > 0) {
+  // The knee: the highest rate tried whose p99 stays within the target.
+  const within = results.latency.filter((l) => l.completed.p99 <= 250).map((l) => l.rate);
+  const tried = results.latency.map((l) => l.rate).sort((a, b) => a - b).join(", ");
+  rows.push(["latency: knee (highest rate with p99 ≤ 250 ms)", within.length > 0 ? `${Math.max(...within)} cars/s (tried ${tried})` : `none of ${tried} cars/s`, ""]);
+}
 for (const p of results.pricing ?? []) {
   rows.push([`pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`, `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`, p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : ""]);
 }

@@ -421,8 +421,8 @@ export const benchSpec = {
   parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory", "which benchmarks to run", /^[a-z0-9,]+$/),
   cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
   workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
-  latencyRates: str("BENCH_LATENCY_RATES", "2000,500", "cars per second of the latency runs (the first is judged against the target; the others show the curve)", /^\d+(,\d+)*$/),
-  latencySeconds: int("BENCH_LATENCY_SECONDS", 60, 5, 3600, "length of the latency run"),
+  latencyRates: str("BENCH_LATENCY_RATES", "1000,500,250,2000", "cars per second of the latency runs (the first is judged against the target; all give the knee)", /^\d+(,\d+)*$/),
+  latencySeconds: int("BENCH_LATENCY_SECONDS", 30, 5, 3600, "length of each latency run"),
   pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
   openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),
 };
