@@ -12,7 +12,7 @@ import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
 import { runPricing, type PricingRun } from "./pricing.ts";
-import { NO_PREVIOUS, previousFigures, type Row } from "./previous.ts";
+import { NO_PREVIOUS, previousFigures, readmeFigures, type Row } from "./previous.ts";
 
 const settings = loadOrExit(benchSpec);
 const env = processSource().env;
@@ -90,11 +90,17 @@ if (results.memory) {
   rows.push([`memory: peak RSS while reading ${m.openCars.toLocaleString("en")} open cars`, `${m.peakRssMb} MB`, ""]);
   rows.push([`memory: JS heap in use by thread, holding ${m.openCars.toLocaleString("en")} open cars`, Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
 }
-const previous = previousFigures(resolve(import.meta.dir, "results"));
+const readme = resolve(import.meta.dir, "../README.md");
+const text = readFileSync(readme, "utf8");
+const start = "<!-- bench:start -->";
+const end = "<!-- bench:end -->";
+const stored = previousFigures(resolve(import.meta.dir, "results"));
+const committed = readmeFigures(text, start, end);
+const previous = (figure: string) => stored.get(figure) ?? committed.get(figure) ?? NO_PREVIOUS;
 const table = [
   `| figure | value | previous run | target |`,
   `|---|---|---|---|`,
-  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${previous.get(a) ?? NO_PREVIOUS} | ${c} |`),
+  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${previous(a)} | ${c} |`),
   "",
   `Machine: ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Bun ${results.machine.bun}, ${results.machine.at}; \`bun run bench\` (${Math.round((Date.now() - started) / 1000)} s).`,
 ].join("\n");
@@ -103,10 +109,6 @@ console.log(table);
 const dir = resolve(import.meta.dir, "results");
 mkdirSync(dir, { recursive: true });
 writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify({ ...results, rows }, null, 2));
-const readme = resolve(import.meta.dir, "../README.md");
-const text = readFileSync(readme, "utf8");
-const start = "<!-- bench:start -->";
-const end = "<!-- bench:end -->";
 if (text.includes(start) && text.includes(end) && parts.size >= 5) {
   writeFileSync(readme, text.slice(0, text.indexOf(start) + start.length) + "\n" + table + "\n" + text.slice(text.indexOf(end)));
   log("README.md: benchmark table updated");
