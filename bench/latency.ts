@@ -19,6 +19,42 @@ export interface LatencyResult {
   openCarsSeries: number[];
   /** % of one core while the input ran, by process (the machine has 2 cores: 200 % is all of it). */
   cpuPercent: Record<string, number>;
+  /** Where the time went inside the engine, stage by stage (from its histograms). */
+  stages: StageFigure[];
+}
+
+export interface StageFigure {
+  stage: string;
+  meanMs: number;
+  /** Upper bound of the histogram bucket holding the 99th percentile. */
+  p99AtMostMs: number;
+  count: number;
+}
+
+/** The engine's per-stage histograms, in pipeline order (src/engine/metrics.ts). */
+const STAGES: [stage: string, metric: string][] = [
+  ["merge wait", "rccar_stage_merge_wait_seconds"],
+  ["join turn", "rccar_stage_join_seconds"],
+  ["price wait", "rccar_stage_price_wait_seconds"],
+  ["commit wait", "rccar_stage_commit_wait_seconds"],
+  ["commit", "rccar_commit_seconds"],
+];
+
+/** Mean and p99 bucket of each stage histogram in a Prometheus text exposition. */
+export function stageFigures(text: string): StageFigure[] {
+  return STAGES.map(([stage, metric]) => {
+    const buckets: [number, number][] = [];
+    let sum = 0;
+    let count = 0;
+    for (const line of text.split("\n")) {
+      const b = new RegExp(`^${metric}_bucket\\{le="([^"]+)"\\} (\\S+)$`).exec(line);
+      if (b) buckets.push([b[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(b[1]), Number(b[2])]);
+      else if (line.startsWith(`${metric}_sum `)) sum = Number(line.split(" ")[1]);
+      else if (line.startsWith(`${metric}_count `)) count = Number(line.split(" ")[1]);
+    }
+    const p99 = buckets.find(([, n]) => n >= 0.99 * count)?.[0] ?? Number.NaN;
+    return { stage, meanMs: count > 0 ? Math.round((sum / count) * 10_000) / 10 : 0, p99AtMostMs: p99 * 1000, count };
+  });
 }
 
 /**
@@ -53,9 +89,10 @@ export async function runLatency(base: KafkaSettings, rate: number, seconds: num
     await waitForOutputs(e, manifest.cars.length + manifest.deadLetters.length, Date.now(), 120_000, () => {});
     await Bun.sleep(1000);
     clearInterval(sampler);
+    const stages = stageFigures(await fetch(`${e.url}/metrics`).then((r) => r.text()));
     const l = watcher.latencies(manifest);
     const steady = watcher.latencies(manifest, inputBegan + WARMUP_S * 1000);
-    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, completedAfterWarmup: steady.completed, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars, cpuPercent };
+    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, completedAfterWarmup: steady.completed, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars, cpuPercent, stages };
   } finally {
     await watcher.stop();
     await e.kill9();

@@ -15,6 +15,10 @@ export interface MemoryResult {
   idleRssMb: number;
   /** JavaScript heap in use per thread while holding them, MB. */
   heapMb: Record<string, number>;
+  /** The same before the input (what a thread holds with no cars), bytes. */
+  idleHeapBytes?: Record<string, number>;
+  /** The same while holding them, bytes. */
+  heapBytes?: Record<string, number>;
 }
 
 const SETTLE_S = 10;
@@ -27,7 +31,8 @@ export async function runMemory(base: KafkaSettings, cars: number, progress: (li
   try {
     await e.start();
     await Bun.sleep(2000);
-    const idle = (await e.metrics())!.rssBytes;
+    const idleMetrics = (await e.metrics())!;
+    const idle = idleMetrics.rssBytes;
     let peak = idle;
     const sampler = setInterval(async () => {
       const m = await e.metrics();
@@ -49,7 +54,7 @@ export async function runMemory(base: KafkaSettings, cars: number, progress: (li
     }
     const m = await e.metrics();
     const heapMb = Object.fromEntries(Object.entries(m?.heapUsedBytes ?? {}).map(([thread, bytes]) => [thread, mb(bytes)]));
-    return { openCars: m?.openCars ?? 0, peakRssMb: mb(peak), rssMb: mb(m?.rssBytes), idleRssMb: mb(idle), heapMb };
+    return { openCars: m?.openCars ?? 0, peakRssMb: mb(peak), rssMb: mb(m?.rssBytes), idleRssMb: mb(idle), heapMb, idleHeapBytes: idleMetrics.heapUsedBytes, heapBytes: m?.heapUsedBytes };
   } finally {
     await e.kill9();
     await api.stop();

@@ -12,6 +12,7 @@ import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
 import { runPricing, type PricingRun } from "./pricing.ts";
+import { NO_PREVIOUS, previousFigures, readmeFigures, type Row } from "./previous.ts";
 import { runRestore, type RestoreResult } from "./restore.ts";
 
 const settings = loadOrExit(benchSpec);
@@ -44,7 +45,7 @@ if (parts.has("restore")) results.restore = await runRestore(kafka, settings.res
 process.stderr.write("\n");
 
 // ---- the table ------------------------------------------------------------------------
-const rows: Array<[string, string, string]> = [];
+const rows: Row[] = [];
 const target = (ok: boolean, what: string) => `${ok ? "met" : "NOT met"} (${what})`;
 if (results.micro) {
   for (const [name, ops] of Object.entries(results.micro.opsPerSecond)) rows.push([`micro: ${name}`, `${ops.toLocaleString("en")} ops/s`, ""]);
@@ -58,6 +59,9 @@ if (results.e2e) {
   rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
   for (const r of e.engine) {
     rows.push([`e2e: engine, ${r.workers} worker(s)`, `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`, r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : ""]);
+    if (r.cpuSecondsPer1000Cars !== undefined) rows.push([`e2e: engine CPU (all threads), ${r.workers} worker(s)`, `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
+    const c = r.changelog;
+    if (c && r.recordsPerCar !== undefined) rows.push([`e2e: records written per car, ${r.workers} worker(s)`, `${r.recordsPerCar} (per 1,000 cars: join state ${Math.round((c.joinValues / e.cars) * 1000)} + ${Math.round((c.joinTombstones / e.cars) * 1000)} deleted, waiting ${Math.round((c.waitingValues / e.cars) * 1000)} + ${Math.round((c.waitingTombstones / e.cars) * 1000)} deleted)`, ""]);
   }
 }
 for (const [i, l] of (results.latency ?? []).entries()) {
@@ -66,25 +70,47 @@ for (const [i, l] of (results.latency ?? []).entries()) {
   rows.push([`latency: COMPLETED after the first ${WARMUP_S} s @ ${l.rate} cars/s`, `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms`, ""]);
   rows.push([`latency: incomplete, window end → visible @ ${l.rate} cars/s`, `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
   rows.push([`latency: peak RSS / open cars (max) @ ${l.rate} cars/s`, `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
+  rows.push([`latency: where the time went @ ${l.rate} cars/s (mean, p99 ≤ bucket)`, l.stages.map((st) => `${st.stage} ${st.meanMs} ms (≤ ${st.p99AtMostMs} ms)`).join(", "), ""]);
   rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);
+}
+if (results.latency && results.latency.length > 0) {
+  // The knee: the highest rate tried whose p99 stays within the target.
+  const within = results.latency.filter((l) => l.completed.p99 <= 250).map((l) => l.rate);
+  const tried = results.latency.map((l) => l.rate).sort((a, b) => a - b).join(", ");
+  rows.push(["latency: knee (highest rate with p99 ≤ 250 ms)", within.length > 0 ? `${Math.max(...within)} cars/s (tried ${tried})` : `none of ${tried} cars/s`, ""]);
 }
 for (const p of results.pricing ?? []) {
   rows.push([`pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`, `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`, p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : ""]);
 }
 if (results.memory) {
   const m = results.memory;
-  rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 300 && m.openCars >= settings.openCars, "≤ 300 MB")]);
-  rows.push(["memory: peak RSS while reading them", `${m.peakRssMb} MB`, ""]);
-  rows.push(["memory: JS heap in use by thread, holding them", Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
+  rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 250 && m.openCars >= settings.openCars, "≤ 250 MB")]);
+  // What the join threads' heaps grew by, holding the cars, over what they held idle.
+  const joinHeap = (bytes: Record<string, number> | undefined) => Object.entries(bytes ?? {}).reduce((n, [thread, b]) => n + (thread.startsWith("join") ? b : 0), 0);
+  const perCar = m.openCars > 0 ? Math.round((joinHeap(m.heapBytes) - joinHeap(m.idleHeapBytes)) / m.openCars) : 0;
+  rows.push([`memory: JS heap of the join threads per open car (over idle)`, `${perCar} bytes`, target(perCar <= 500 && m.openCars > 0, "≤ 500 bytes")]);
+  rows.push([`memory: peak RSS while reading ${m.openCars.toLocaleString("en")} open cars`, `${m.peakRssMb} MB`, ""]);
+  rows.push([`memory: JS heap in use by thread, holding ${m.openCars.toLocaleString("en")} open cars`, Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
 }
 if (results.restore) {
   const r = results.restore;
-  rows.push([`restore: ${r.joinStates.toLocaleString("en")} join states, ${r.restoredWaiting.toLocaleString("en")} waiting cars (${r.changelogRecords.toLocaleString("en")} changelog records), assignment → processing`, `${r.restoredMs} ms (spawn → /ready ${r.spawnToReadyMs} ms)`, target(r.restoredMs <= 3000, "≤ 3 s")]);
+  rows.push([
+    `restore: ${r.openCars.toLocaleString("en")} open + ${r.waitingCars.toLocaleString("en")} waiting cars, assignment → processing`,
+    `${r.restoredMs} ms (${r.joinStates.toLocaleString("en")} join states, ${r.restoredWaiting.toLocaleString("en")} waiting, ${r.changelogRecords.toLocaleString("en")} changelog records; spawn → /ready ${r.spawnToReadyMs} ms)`,
+    target(r.restoredMs <= 3000, "≤ 3 s"),
+  ]);
 }
+const readme = resolve(import.meta.dir, "../README.md");
+const text = readFileSync(readme, "utf8");
+const start = "<!-- bench:start -->";
+const end = "<!-- bench:end -->";
+const stored = previousFigures(resolve(import.meta.dir, "results"));
+const committed = readmeFigures(text, start, end);
+const previous = (figure: string) => stored.get(figure) ?? committed.get(figure) ?? NO_PREVIOUS;
 const table = [
-  `| figure | value | target |`,
-  `|---|---|---|`,
-  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+  `| figure | value | previous run | target |`,
+  `|---|---|---|---|`,
+  ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${previous(a)} | ${c} |`),
   "",
   `Machine: ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Bun ${results.machine.bun}, ${results.machine.at}; \`bun run bench\` (${Math.round((Date.now() - started) / 1000)} s).`,
 ].join("\n");
@@ -92,11 +118,7 @@ console.log(table);
 
 const dir = resolve(import.meta.dir, "results");
 mkdirSync(dir, { recursive: true });
-writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify(results, null, 2));
-const readme = resolve(import.meta.dir, "../README.md");
-const text = readFileSync(readme, "utf8");
-const start = "<!-- bench:start -->";
-const end = "<!-- bench:end -->";
+writeFileSync(resolve(dir, `${Date.now()}.json`), JSON.stringify({ ...results, rows }, null, 2));
 if (text.includes(start) && text.includes(end) && parts.size >= 5) {
   writeFileSync(readme, text.slice(0, text.indexOf(start) + start.length) + "\n" + table + "\n" + text.slice(text.indexOf(end)));
   log("README.md: benchmark table updated");

@@ -31,6 +31,8 @@ export function processSource(): ConfigSource {
   return { env: process.env, argv: process.argv.slice(2) };
 }
 
+import { FAULT_TABLE_FORMAT, parseFaultTable, type FaultTable } from "./price-api/index.ts";
+
 // ---- setting constructors -------------------------------------------------------------
 
 export function int(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
@@ -61,6 +63,25 @@ export function num(name: string, def: number, min: number, max: number, doc: st
   };
 }
 
+/** A money amount with at most two decimals (whole cents), e.g. 100000.00. */
+export function amount(name: string, def: number, min: number, max: number, doc: string): Setting<number> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `an amount in ${min}..${max} with at most two decimals`,
+    parse: (raw) => {
+      if (!/^\d+(\.\d{1,2})?$/.test(raw.trim())) return undefined;
+      const n = Number(raw);
+      return n >= min && n <= max ? n : undefined;
+    },
+  };
+}
+
+export function faultTable(name: string, doc: string): Setting<FaultTable> {
+  return { name, doc, default: {}, allowed: FAULT_TABLE_FORMAT, parse: parseFaultTable };
+}
+
 export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/@]*$/): Setting<string> {
   return {
     name,
@@ -68,6 +89,17 @@ export function str(name: string, def: string, doc: string, pattern = /^[\w.\-:/
     default: def,
     allowed: `text matching ${pattern}`,
     parse: (raw) => (pattern.test(raw) ? raw : undefined),
+  };
+}
+
+export function oneOf<T extends string>(name: string, def: T, values: readonly T[], doc: string): Setting<T> {
+  return {
+    name,
+    doc,
+    default: def,
+    allowed: `one of ${values.join(", ")}`,
+    // Case does not matter (LOG_LEVEL=DEBUG); the value is the canonical spelling.
+    parse: (raw) => values.find((v) => v.toLowerCase() === raw.trim().toLowerCase()),
   };
 }
 
@@ -181,6 +213,13 @@ export function requireThat(ok: boolean, message: string): void {
 
 // ---- the settings of each program ------------------------------------------------------
 
+/** Every program's logging (src/log.ts); read from the environment only, beside each program's own flags. */
+export const logSpec = {
+  level: oneOf("LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const, "lines below this level are dropped (debug shows retried Kafka conditions)"),
+  format: oneOf("LOG_FORMAT", "text", ["text", "json"] as const, "text lines, or one JSON object per line for log shippers"),
+};
+export type LogSettings = Settings<typeof logSpec>;
+
 export const kafkaSpec = {
   brokers: hostPorts("KAFKA_BROKERS", ["127.0.0.1:9092"], "Kafka bootstrap servers"),
   topicPrefix: str("TOPIC_PREFIX", "", "prefix added to every topic name (several runs can share a broker)"),
@@ -227,10 +266,15 @@ export function topicsOf(k: KafkaSettings): Topics {
   };
 }
 
+/** Apache Kafka releases the local broker can run, newest first (each has its pom in src/local/). */
+export const KAFKA_VERSIONS = ["4.4.0", "3.9.1"] as const;
+export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
+
 export const localBrokerSpec = {
+  version: oneOf<KafkaVersion>("KAFKA_VERSION", KAFKA_VERSIONS[0], KAFKA_VERSIONS, "Apache Kafka release of the local broker"),
   port: int("KAFKA_PORT", 9092, 1, 65535, "port of the local broker (127.0.0.1)"),
   controllerPort: int("KAFKA_CONTROLLER_PORT", 9093, 1, 65535, "KRaft controller port of the local broker"),
-  dataDir: str("KAFKA_DATA_DIR", ".local/kafka", "where the local broker keeps its jars, logs and pid"),
+  dataDir: str("KAFKA_DATA_DIR", "", "where the local broker keeps its jars, logs and pid (default .local/kafka-<KAFKA_VERSION>)"),
   heap: str("KAFKA_HEAP", "1g", "JVM heap of the local broker", /^\d+[mg]$/),
 };
 export type LocalBrokerSettings = Settings<typeof localBrokerSpec>;
@@ -242,6 +286,7 @@ export const priceApiSpec = {
   failRate: num("FAIL_RATE", 0, 0, 1, "fraction of requests answered HTTP 503"),
   hangRate: num("HANG_RATE", 0, 0, 1, "fraction of requests never answered"),
   maxConcurrency: int("MAX_CONCURRENCY", 5, 1, 100000, "requests admitted at once; more get 429"),
+  faults: faultTable("FAULTS", "per-SKU unusable answers, e.g. SKU-1=negative,SKU-2=html (tests of SPEC §5)"),
 };
 export type PriceApiSettings = Settings<typeof priceApiSpec>;
 
@@ -251,6 +296,9 @@ export function loadPriceApiSettings(source?: ConfigSource): PriceApiSettings {
   requireThat(s.failRate + s.hangRate <= 1, `FAIL_RATE + HANG_RATE must be <= 1 (got ${s.failRate + s.hangRate})`);
   return s;
 }
+
+/** The engine's MAX_CLOCK_SKEW_MS default (SPEC §3); also the broker-side guard of the input topics the project creates. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 
 export const engineSpec = {
   groupId: str("GROUP_ID", "rccar-assembler", "consumer group of the engine instances"),
@@ -264,6 +312,8 @@ export const engineSpec = {
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
+  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter"),
+  stallTimeoutMs: int("STALL_TIMEOUT_MS", 30000, 100, 3_600_000, "/health is not ok while a partition has input waiting and made no progress for this long"),
   priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
   priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
   priceRatePerS: num("PRICE_RATE_PER_S", 1000, 0.1, 1_000_000, "token bucket: price requests per second"),
@@ -273,6 +323,8 @@ export const engineSpec = {
   priceCacheTtlMs: int("PRICE_CACHE_TTL_MS", 0, 0, 86_400_000, "reuse a price this long (0 = off: every car gets a price requested after it began waiting)"),
   priceRetryBaseMs: int("PRICE_RETRY_BASE_MS", 100, 1, 60_000, "first retry backoff (exponential, with jitter)"),
   priceRetryMaxMs: int("PRICE_RETRY_MAX_MS", 5000, 1, 600_000, "largest retry backoff"),
+  // At most 1e12: seven parts at the maximum stay exact integers of cents (< 2^53).
+  priceMaxAmount: amount("PRICE_MAX_AMOUNT", 100_000, 0.01, 1_000_000_000_000, "a price above this is not a price: the car ends FAILED_GET_PRICE"),
   priceMaxWaitingCars: int("PRICE_MAX_WAITING_CARS", 10000, 1, 10_000_000, "cars waiting for prices before consumption pauses (backpressure)"),
   httpPort: int("HTTP_PORT", 8090, 0, 65535, "port of /metrics, /health and /ready"),
 };
@@ -290,6 +342,14 @@ export function loadEngineSettings(source?: ConfigSource): { engine: EngineSetti
 
 // ---- generator (bun run generate) --------------------------------------------------------
 
+
+/**
+ * How the generator keys valid parts (SPEC §2, §9): by carId (the direct path), by the part's own
+ * id (as the original Flink pipeline's producers do), with no key, or a per-record mix of the three.
+ */
+export const KEY_BY = ["carId", "partId", "none", "mixed"] as const;
+export type KeyBy = (typeof KEY_BY)[number];
+
 export const generatorSpec = {
   cars: int("CARS", 1000, 0, 50_000_000, "cars to generate"),
   seed: int("SEED", 1, 0, 4_294_967_295, "seed of the generator's randomness: same seed and options, same records"),
@@ -303,17 +363,39 @@ export const generatorSpec = {
   dupRate: num("DUP_RATE", 0, 0, 1, "fraction of cars with one part delivered twice"),
   conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
   malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
+  keyBy: oneOf<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys of valid parts: carId, partId, none (no key), or mixed (each record picks one)"),
+  futureStamped: int("FUTURE_STAMPED", 0, 0, 50_000_000, "valid parts stamped FUTURE_AHEAD_MS ahead of the wall clock (a producer with a wrong clock), one per car, on random cars"),
+  futureAheadMs: int("FUTURE_AHEAD_MS", 86_400_000, 1, 315_360_000_000, "how far ahead of the wall clock FUTURE_STAMPED parts are stamped"),
+  badTimestamp: int("BAD_TIMESTAMP", 0, 0, 50_000_000, "valid parts with a negative timestamp (-1, Kafka's NO_TIMESTAMP, and -1000), one per car, on random cars"),
   extraFieldRate: num("EXTRA_FIELD_RATE", 0.05, 0, 1, "fraction of parts with an unknown extra field (must pass through)"),
   interleave: int("INTERLEAVE", 32, 1, 1_000_000, "cars in progress at once"),
   rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
   batchSize: int("BATCH_SIZE", 1000, 1, 100_000, "records per produce request"),
   manifest: str("MANIFEST", "manifest.json", "where the manifest of expected outputs is written"),
-  // The next three are the engine's settings of the same names: both sides must agree.
+  // The next four are the engine's settings of the same names: both sides must agree.
+  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "records stamped further ahead of the engine's clock are FUTURE_TIMESTAMP dead letters"),
   joinTimeoutMs: int("JOIN_TIMEOUT_MS", 5000, 1000, 3_600_000, "how long a car's window stays open after its first part (event time)"),
   dedupRetentionMs: int("DEDUP_RETENTION_MS", 60000, 0, 86_400_000, "how long an emitted car's partIds absorb redeliveries (event time)"),
   maxPartBytes: int("MAX_PART_BYTES", 65536, 256, 900_000, "largest valid part value; OVERSIZED records are just above it"),
 };
 export type GeneratorSettings = Settings<typeof generatorSpec>;
+
+/** A future-stamped part must still be future when a live engine reads it: this much later than it was sent. */
+export const FUTURE_READ_ALLOWANCE_MS = 60_000;
+
+/** Relations between generator settings that a single setting cannot express. */
+export function checkGeneratorSettings(s: Pick<GeneratorSettings, "cars" | "futureStamped" | "badTimestamp" | "futureAheadMs" | "maxClockSkewMs">): void {
+  requireThat(
+    s.futureStamped + s.badTimestamp <= s.cars,
+    `FUTURE_STAMPED=${s.futureStamped} + BAD_TIMESTAMP=${s.badTimestamp} must be <= CARS=${s.cars} (one such part per car)`,
+  );
+  if (s.futureStamped > 0) {
+    requireThat(
+      s.futureAheadMs >= s.maxClockSkewMs + FUTURE_READ_ALLOWANCE_MS,
+      `FUTURE_AHEAD_MS=${s.futureAheadMs} must be >= MAX_CLOCK_SKEW_MS + ${FUTURE_READ_ALLOWANCE_MS} = ${s.maxClockSkewMs + FUTURE_READ_ALLOWANCE_MS}, or a live engine may accept the part`,
+    );
+  }
+}
 
 // ---- verifier (bun run verify) ----------------------------------------------------------
 
@@ -339,8 +421,8 @@ export const benchSpec = {
   parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory,restore", "which benchmarks to run", /^[a-z0-9,]+$/),
   cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
   workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
-  latencyRates: str("BENCH_LATENCY_RATES", "2000,500", "cars per second of the latency runs (the first is judged against the target; the others show the curve)", /^\d+(,\d+)*$/),
-  latencySeconds: int("BENCH_LATENCY_SECONDS", 60, 5, 3600, "length of the latency run"),
+  latencyRates: str("BENCH_LATENCY_RATES", "1000,500,250,2000", "cars per second of the latency runs (the first is judged against the target; all give the knee)", /^\d+(,\d+)*$/),
+  latencySeconds: int("BENCH_LATENCY_SECONDS", 30, 5, 3600, "length of each latency run"),
   pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
   openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),
   restoreOpenCars: int("BENCH_RESTORE_OPEN_CARS", 100_000, 100, 10_000_000, "open cars in the changelog of the restore run"),

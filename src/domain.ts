@@ -19,7 +19,6 @@ export type ChannelFrequency = (typeof CHANNEL_FREQUENCIES)[number];
 export const WHEEL_PLACEMENTS = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"] as const;
 export type WheelPlacement = (typeof WHEEL_PLACEMENTS)[number];
 export const WHEELS_PER_CAR = WHEEL_PLACEMENTS.length;
-export const PARTS_PER_CAR = 3 + WHEELS_PER_CAR;
 
 /** Fields every part carries. Unknown extra fields are kept and passed through. */
 export interface PartBase {
@@ -41,13 +40,6 @@ export interface Wheel extends PartBase {
   placement: WheelPlacement;
 }
 export type Part = Body | Engine | RemoteControl | Wheel;
-
-/** A part with the kind it arrived as and its event time (the Kafka record timestamp). */
-export interface TimedPart {
-  kind: PartKind;
-  part: Part;
-  timestamp: number;
-}
 
 /** The output record on rccar-completed / rccar-incomplete. */
 export interface Car {
@@ -127,17 +119,25 @@ export function centsToAmount(cents: number): number {
   return Math.round(cents) / 100;
 }
 
-/** A JSON price → integer cents, or null when it is not a whole number of cents. */
+/**
+ * A JSON price → integer cents, or null when it is not a whole number of cents or the cents
+ * are past exact integers (1e18 × 100 is not). Judged on the shortest decimal that reads back
+ * as the number, i.e. what the sender wrote: `amount * 100` alone is off by float error that
+ * grows with the amount, so a fixed tolerance either refuses large exact prices or accepts
+ * large inexact ones.
+ */
 export function amountToCents(amount: number): number | null {
+  if (!Number.isFinite(amount) || !/^-?\d+(\.\d{1,2})?$/.test(String(amount))) return null;
   const cents = Math.round(amount * 100);
-  return Math.abs(cents - amount * 100) < 1e-6 ? cents : null;
+  return Number.isSafeInteger(cents) ? cents : null;
 }
 
 /**
  * Why a record went to the dead-letter topic. A reason is written `CLASS: detail`, e.g.
  * `BAD_VALUE: placement "MIDDLE" is not one of FRONT_LEFT, ...`. Validation checks in this
  * order and reports the first failure: OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE,
- * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding.
+ * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding; FUTURE_TIMESTAMP
+ * and BAD_TIMESTAMP by the record's timestamp against the engine's clock (SPEC §3).
  */
 export const DEAD_LETTER_CLASSES = [
   "OVERSIZED", // value larger than MAX_PART_BYTES
@@ -147,6 +147,8 @@ export const DEAD_LETTER_CLASSES = [
   "BAD_VALUE", // empty or too long string, weightKg <= 0, unknown enum value
   "KEY_MISMATCH", // record key absent or different from carId
   "CONFLICT", // a second different part for a slot the open car already filled
+  "FUTURE_TIMESTAMP", // stamped more than MAX_CLOCK_SKEW_MS ahead of the engine's clock when read
+  "BAD_TIMESTAMP", // no usable timestamp (negative)
 ] as const;
 export type DeadLetterClass = (typeof DEAD_LETTER_CLASSES)[number];
 

@@ -2,33 +2,61 @@
 // partitioning so the generator's keying matches any other producer, and topic creation.
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig } from "kafkajs";
 import type { KafkaSettings, Topics } from "./config.ts";
-import { topicsOf } from "./config.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, topicsOf } from "./config.ts";
+import { kafkaLevelFor, kafkaLogCreator, type KafkaLogStats } from "./kafka-log.ts";
+import { currentLogger, type Logger } from "./log.ts";
+import { silenceTimeoutNegativeWarning } from "./warnings.ts";
 
 export { Partitioners };
 
-/** `quiet` silences kafkajs's own logging, for callers that retry and report failures themselves. */
-export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: { quiet?: boolean } = {}): Kafka {
+/** How long kafkajs retries a request before it gives up: a few seconds, or long enough to ride out a broker restart. */
+export type RetryBudget = "short" | "restart";
+
+const RETRIES: Record<RetryBudget, { initialRetryTime: number; maxRetryTime?: number; retries: number }> = {
+  short: { initialRetryTime: 100, retries: 8 },
+  restart: { initialRetryTime: 200, maxRetryTime: 3000, retries: 30 },
+};
+
+export interface KafkaClientOptions {
+  /** Silences kafkajs's own logging, for callers that retry and report failures themselves. */
+  quiet?: boolean;
+  /** Where kafkajs's log goes (default: the process's logger, see src/log.ts). */
+  logger?: Logger;
+  /** Where retried conditions are counted (default: the process's counts, kafkaLogStats()). */
+  stats?: KafkaLogStats;
+  retry?: RetryBudget;
+}
+
+export function createKafka(settings: Pick<KafkaSettings, "brokers">, clientId: string, opts: KafkaClientOptions = {}): Kafka {
+  // Every program that talks to Kafka comes here first, tests and benches included.
+  silenceTimeoutNegativeWarning();
   return new Kafka({
     clientId,
     brokers: settings.brokers,
-    logLevel: opts.quiet ? logLevel.NOTHING : logLevel.ERROR,
-    retry: { initialRetryTime: 100, retries: 8 },
+    logLevel: opts.quiet ? logLevel.NOTHING : kafkaLevelFor(opts.logger ?? currentLogger()),
+    logCreator: kafkaLogCreator({ logger: opts.logger, stats: opts.stats }),
+    retry: RETRIES[opts.retry ?? "short"],
   });
 }
 
 /** The Java client's default partitioner (murmur2 on the key): co-partitioning with any Kafka producer. */
 export const murmur2Partitioner = Partitioners.DefaultPartitioner;
 
+/** Topic config of the broker-side guard against producer clocks (Kafka >= 3.6): records stamped further ahead are refused. */
+export const TIMESTAMP_GUARD = "message.timestamp.after.max.ms";
+
 /** Every topic of SPEC §2 with its role's partition count and config. */
 export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
   const t: Topics = topicsOf(settings);
   const input = settings.inputPartitions;
   const output = settings.outputPartitions;
+  // SPEC §3: the broker refuses what the engine would dead-letter as FUTURE_TIMESTAMP anyway.
+  const inputConfig = () => [{ name: TIMESTAMP_GUARD, value: String(DEFAULT_MAX_CLOCK_SKEW_MS) }];
   return [
-    { topic: t.body, numPartitions: input },
-    { topic: t.engine, numPartitions: input },
-    { topic: t.remoteControl, numPartitions: input },
-    { topic: t.wheel, numPartitions: input },
+    { topic: t.body, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.engine, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.remoteControl, numPartitions: input, configEntries: inputConfig() },
+    { topic: t.wheel, numPartitions: input, configEntries: inputConfig() },
     { topic: t.completed, numPartitions: output },
     { topic: t.incomplete, numPartitions: output },
     { topic: t.dlq, numPartitions: output },
@@ -44,10 +72,24 @@ export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
   ].map((c) => ({ replicationFactor: -1, ...c }));
 }
 
-/** Creates the missing topics of the plan; existing topics are left as they are. */
+/**
+ * Creates the missing topics of the plan; existing topics are left as they are. Internal
+ * topics (the changelog) follow the input topics' partition count, as Kafka Streams' internal
+ * topics do, whatever INPUT_PARTITIONS says: with inputs that already exist that count is
+ * theirs. An internal topic with fewer partitions (made by an older version) gets more:
+ * entries are written to explicit partitions, so existing keys stay where they are.
+ */
 export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promise<string[]> {
+  const t = topicsOf(settings);
+  const inputs = [t.body, t.engine, t.remoteControl, t.wheel];
+  const internal = new Set([t.changelog]);
   const existing = new Set(await admin.listTopics());
-  const missing = topicPlan(settings).filter((c) => !existing.has(c.topic));
+  const counts = await partitionCounts(admin, [...inputs, ...internal].filter((name) => existing.has(name)));
+  const inputCounts = inputs.map((name) => counts.get(name)).filter((n): n is number => n !== undefined);
+  const inputPartitions = inputCounts.length > 0 ? Math.max(...inputCounts) : settings.inputPartitions;
+  const missing = topicPlan(settings)
+    .filter((c) => !existing.has(c.topic))
+    .map((c) => (inputs.includes(c.topic) || internal.has(c.topic) ? { ...c, numPartitions: inputPartitions } : c));
   if (missing.length > 0) {
     try {
       await admin.createTopics({ topics: missing, waitForLeaders: true });
@@ -57,5 +99,14 @@ export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promi
       if (!missing.every((c) => now.has(c.topic))) throw e;
     }
   }
+  const short = [...internal].filter((name) => (counts.get(name) ?? inputPartitions) < inputPartitions);
+  if (short.length > 0) await admin.createPartitions({ topicPartitions: short.map((topic) => ({ topic, count: inputPartitions })) });
   return missing.map((c) => c.topic);
+}
+
+/** Partition count of each named topic (all must exist). */
+export async function partitionCounts(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  if (topics.length === 0) return new Map();
+  const meta = await admin.fetchTopicMetadata({ topics: [...topics] });
+  return new Map(meta.topics.map((m) => [m.name, m.partitions.length]));
 }

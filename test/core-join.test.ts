@@ -5,9 +5,10 @@ import type { Body, Car, MissingKind, Part, PartKind, Wheel, WheelPlacement } fr
 import { MISSING_ORDER, situationFor } from "../src/domain.ts";
 import { JoinShard, type CarState, type JoinEffect } from "../src/join/shard.ts";
 import { TimerHeap } from "../src/join/timers.ts";
-import { decodeCarState, encodeCarState } from "../src/state/codec.ts";
+import { packParts, unpackParts } from "../src/join/car.ts";
+import { decodeCarState, encodeCarState } from "../src/join/codec.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../src/state/waiting.ts";
-import { pack } from "msgpackr";
+import { pack, Packr } from "msgpackr";
 import { createRng, type Rng } from "../src/generate/prng.ts";
 
 const T = 5000;
@@ -213,7 +214,7 @@ describe("duplicates", () => {
     feed(shard, "c7", FULL, 0); // assembled at 60
     const again = put(shard, "c7", FULL[0]!, 60 + RETENTION);
     expect(shard.openCars()).toBe(1);
-    expect(states(again).at(-1)!.state?.open?.body?.partId).toBe("c7-B");
+    expect(unpackParts("c7", states(again).at(-1)!.state!.open!.parts).body?.partId).toBe("c7-B");
   });
 
   test("the watermark forgets expired partIds with a tombstone; afterwards the same partId opens a new window", () => {
@@ -246,7 +247,8 @@ describe("changelog effects and restore", () => {
   test("each change writes the carId's state; the emission writes the remembered partIds; expiry a tombstone", () => {
     const shard = shardOf(1000);
     const first = put(shard, "c", FULL[0]!, 0);
-    expect(states(first)).toEqual([{ type: "state", carId: "c", state: { open: { firstPartAt: 0, body: part("c", "BODY", "B") as never, wheels: [] } } }]);
+    expect(states(first)).toEqual([{ type: "state", carId: "c", state: { open: { firstPartAt: 0, parts: expect.any(String) } } }]);
+    expect(unpackParts("c", states(first)[0]!.state!.open!.parts)).toEqual({ body: part("c", "BODY", "B") as Body, wheels: [] });
     const rest = feed(shard, "c", FULL.slice(1), 10);
     expect(states(rest).at(-1)!.state).toEqual({ recent: [{ partIds: ["c-B", "c-E", "c-R", "c-FL", "c-FR", "c-RL", "c-RR"], until: 60 + 1000 }] });
     expect(shard.onWatermark(1060)).toEqual([{ type: "state", carId: "c", state: null }]);
@@ -303,11 +305,11 @@ describe("changelog effects and restore", () => {
   test("restore replaces an existing entry and a tombstone forgets it", () => {
     const shard = shardOf();
     put(shard, "c", FULL[0]!, 0);
-    shard.restore("c", { open: { firstPartAt: 100, wheels: [] } });
+    shard.restore("c", { open: { firstPartAt: 100, parts: "" } });
     expect(shard.openCars()).toBe(1);
     expect(emits(shard.onWatermark(T + 99))).toEqual([]);
     expect(emits(shard.onWatermark(T + 100)).map((c) => c.firstPartAt)).toEqual([100]);
-    shard.restore("d", { open: { firstPartAt: 0, wheels: [] } });
+    shard.restore("d", { open: { firstPartAt: 0, parts: "" } });
     shard.restore("d", null);
     expect(shard.openCars()).toBe(0);
   });
@@ -315,13 +317,21 @@ describe("changelog effects and restore", () => {
 
 describe("state codec", () => {
   test("round-trips open windows and remembered partIds, extra fields included, and is smaller than JSON", () => {
+    const body = { ...(part("c", "BODY", "B") as Body), note: null, tags: ["x"], nested: { a: 1 } } as Body;
+    const wheel = part("c", "WHEEL", "FL") as Wheel;
+    const legacy = { open: { firstPartAt: 1_790_000_000_123, body, wheels: [wheel] }, recent: [{ partIds: ["a", "b"], until: 1_790_000_060_000 }] };
     const state: CarState = {
-      open: { firstPartAt: 1_790_000_000_123, body: { ...(part("c", "BODY", "B") as Body), note: null, tags: ["x"], nested: { a: 1 } } as Body, wheels: [part("c", "WHEEL", "FL") as Wheel] },
-      recent: [{ partIds: ["a", "b"], until: 1_790_000_060_000 }],
+      open: { firstPartAt: 1_790_000_000_123, parts: packParts("c", [{ kind: "BODY", part: body }, { kind: "WHEEL", part: wheel }]) },
+      recent: legacy.recent,
     };
     const bytes = encodeCarState(state);
     expect(decodeCarState(bytes)).toEqual(state);
+    expect(unpackParts("c", decodeCarState(bytes).open!.parts)).toEqual({ body, wheels: [wheel] });
     expect(bytes.length).toBeLessThan(JSON.stringify(state).length);
+    // An entry written by the previous version (parsed parts) reads as the packed form.
+    const old = new Packr({ useRecords: false, variableMapSize: true, mapsAsObjects: true }).pack(legacy); // the previous version's writer
+    expect(decodeCarState(old)).toEqual(state);
+    expect(bytes.length).toBeLessThan(old.length);
   });
 
   test("a waiting car round-trips as JSON, and an entry written as MessagePack by an earlier version still reads", () => {
@@ -334,9 +344,82 @@ describe("state codec", () => {
   });
 
   test("refuses bytes that are not a join state", () => {
-    for (const bad of [encodeCarState({} as CarState), encodeCarState([1, 2] as never), encodeCarState({ open: { wheels: [] } } as never), encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never), new Uint8Array([0xc1])]) {
+    for (const bad of [encodeCarState({} as CarState), encodeCarState([1, 2] as never), encodeCarState({ open: { wheels: [] } } as never), encodeCarState({ open: { firstPartAt: 1, parts: 7 } } as never), pack({ open: { firstPartAt: 1, wheels: [{ carId: "c", partId: "w", sku: "s", placement: "MIDDLE" }] } }), encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never), new Uint8Array([0xc1])]) {
       expect(() => decodeCarState(bad)).toThrow();
     }
+  });
+});
+
+describe("packed parts (open cars)", () => {
+  // Every shape a valid part can have: the usual one, extra fields, another key order, control
+  // characters and non-Latin-1 text in its strings, partIds with and without the carId prefix.
+  const texts = ["", "-B", "\u0001", "\u001f", "\u0010x", "Zoë ✓", "佐藤", "x\ny", "\u0000"];
+  function randomPart(rng: Rng, carId: string, kind: PartKind, placement: WheelPlacement, n: number): Part {
+    const t = () => rng.pick(texts);
+    const partId = rng.pick([`${carId}-${n}`, `${carId}${t()}${n}`, `p${n}${t()}`, carId + t() + n]);
+    let p: Record<string, unknown> = { carId, partId, sku: rng.chance(0.2) ? `S${t()}` : `SKU-${rng.int(9)}` };
+    if (kind === "BODY") Object.assign(p, { color: rng.chance(0.2) ? `c${t()}` : "red", material: "ABS", weightKg: rng.pick([1.5, 0.1 + 0.2, 1e21, 7]) });
+    if (kind === "REMOTE_CONTROL") p.channelFrequency = "RF_49";
+    if (kind === "WHEEL") p.placement = placement;
+    if (rng.chance(0.2)) p[rng.pick(["extra", "note", "1", "__proto__"])] = rng.pick([null, [1, "a"], { a: { b: t() } }, t(), 12345678901]);
+    if (rng.chance(0.1)) p = Object.fromEntries(Object.entries(p).reverse());
+    return p as Part;
+  }
+
+  test("holds, conflicts and the rebuilt parts agree with the parts as received (property)", () => {
+    const rng = createRng(99);
+    const placements = ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"] as const;
+    for (let round = 0; round < 400; round++) {
+      const carId = rng.pick(["c", "car-1", "c\u0001", "Zoë-✓", "-"]);
+      const shard = shardOf();
+      const slots: Array<[PartKind, WheelPlacement]> = [["BODY", "FRONT_LEFT"], ["ENGINE", "FRONT_LEFT"], ["REMOTE_CONTROL", "FRONT_LEFT"], ...placements.map((p) => ["WHEEL", p] as [PartKind, WheelPlacement])];
+      const chosen = slots.filter(() => rng.chance(0.7)).slice(0, 6); // never complete: the car stays open
+      const sent: Part[] = [];
+      const sentKinds: PartKind[] = [];
+      chosen.forEach(([kind, pl], n) => {
+        const p = randomPart(rng, carId, kind, pl, n);
+        if (sent.some((s) => s.partId === p.partId)) return;
+        const effects = shard.onPart(p, kind, 1000 + n, src(n));
+        expect(letters(effects)).toEqual([]);
+        sent.push(p);
+        sentKinds.push(kind);
+        // Redeliveries of every part so far are absorbed, as this kind or another.
+        for (const s of sent) expect(shard.onPart({ ...s }, rng.pick(["BODY", "ENGINE"] as const), 1001 + n, src(n))).toEqual([]);
+        // A different partId that only resembles one held is not absorbed: it conflicts or joins.
+        const like = { ...p, partId: rng.pick([p.partId + "x", p.partId.slice(1), `${carId}`, p.partId.slice(0, -1)]) } as Part;
+        if (!sent.some((s) => s.partId === like.partId)) {
+          const e = shard.onPart(like, kind, 1002 + n, src(n));
+          expect(letters(e).map((d) => d.reason)).toEqual([`CONFLICT: car ${carId} already has ${kind === "WHEEL" ? `${pl} wheel` : kind === "REMOTE_CONTROL" ? "remote control" : kind.toLowerCase()} ${p.partId}; ${like.partId} is a second one`]);
+        }
+      });
+      const [car] = emits(shard.onWatermark(1_000_000));
+      if (sent.length === 0) continue;
+      const bySlot = (k: PartKind) => sent.find((_, i) => sentKinds[i] === k);
+      const wheels = sent.filter((_, i) => sentKinds[i] === "WHEEL");
+      // Same fields, same values, same key order as received (JSON text compares all three).
+      expect(JSON.stringify(car!.body)).toBe(JSON.stringify(bySlot("BODY")));
+      expect(JSON.stringify(car!.engine)).toBe(JSON.stringify(bySlot("ENGINE")));
+      expect(JSON.stringify(car!.remoteControl)).toBe(JSON.stringify(bySlot("REMOTE_CONTROL")));
+      expect(JSON.stringify(car!.wheels)).toBe(JSON.stringify(wheels));
+    }
+  });
+
+  test("an open car with six parts holds at most 500 bytes of heap", () => {
+    const shard = shardOf();
+    const cars = 20_000;
+    const parts = (c: number) =>
+      FULL.filter(([k]) => k !== "ENGINE").map(([kind, id, pl]) => {
+        const p = part(`car-13-${c}`, kind, id, pl);
+        return { kind, value: Buffer.from(JSON.stringify(p)) };
+      });
+    Bun.gc(true);
+    const before = process.memoryUsage().heapUsed;
+    for (let c = 0; c < cars; c++) for (const { kind, value } of parts(c)) shard.onPart(JSON.parse(value.toString()) as Part, kind, c, src(c));
+    Bun.gc(true);
+    const perCar = (process.memoryUsage().heapUsed - before) / cars;
+    console.log(`heap per open car: ${perCar.toFixed(0)} bytes`);
+    expect(shard.openCars()).toBe(cars);
+    expect(perCar).toBeLessThanOrEqual(500);
   });
 });
 

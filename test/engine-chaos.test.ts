@@ -1,10 +1,8 @@
 // Crashes: the engine SIGKILLed at random instants (while cars wait for prices, mid-
-// transaction), and the broker stopped and restarted mid-run. The outputs must equal the
-// manifest, which is exactly what a crash-free run produces on the same input.
+// transaction). The outputs must equal the manifest, which is exactly what a crash-free run
+// produces on the same input. Broker restarts are in test/engine-faults.test.ts.
 import { afterEach, describe, expect, test } from "bun:test";
-import { kafkaBrokersGiven, kafkaSpec, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
-import { startBroker, stopBroker } from "../src/local/broker.ts";
-import { engineCaughtUp, generate, stack, until, verifyOutputs, type Stack } from "./support/stack.ts";
+import { generate, stack, verifyOutputs, type Stack } from "./support/stack.ts";
 import { createRng } from "../src/generate/prng.ts";
 
 let current: Stack | undefined;
@@ -46,24 +44,4 @@ describe("engine: crashes", () => {
     expect(report.problems).toEqual({});
     expect(report.ok).toBe(true);
   }, 600_000);
-
-  // Stopping the project's own broker needs the project's own broker.
-  test.skipIf(kafkaBrokersGiven(processSource()))("the broker stopped and restarted mid-run: nothing lost or doubled", async () => {
-    const s = (current = await stack("broker-restart", { api: { delayMinMs: 0, delayMaxMs: 200 } }));
-    const env = processSource().env;
-    const local = loadSettings(localBrokerSpec, { env, argv: [] });
-    const kafka = loadSettings(kafkaSpec, { env, argv: [] });
-    await s.engine.start();
-    const manifest = await generate({ cars: 1500, seed: 41, missingRemote: 0.03, dupRate: 0.03 }, s.kafka);
-    // Stop while the engine is still working through the input and the prices.
-    await until(async () => ((await s.engine.metrics())?.recordsIn ?? 0) > 2000, 30_000, 20);
-    await stopBroker(local, () => {});
-    await Bun.sleep(3000);
-    await startBroker(local, { ...kafka, brokers: [`127.0.0.1:${local.port}`] }, () => {});
-    // The engine counts what it committed since it started; it never restarted here.
-    expect(await engineCaughtUp(s.engine, manifest, 120_000)).toBe(true);
-    const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
-    expect(report.problems).toEqual({});
-    expect(report.ok).toBe(true);
-  }, 400_000);
 });

@@ -1,9 +1,13 @@
 // kafkajs running under Bun against the real broker: the client features the engine relies on.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Consumer, Kafka, Producer } from "kafkajs";
-import { kafkaBrokersGiven, localBrokerSpec, loadSettings, processSource } from "../src/config.ts";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, KAFKA_VERSIONS, kafkaBrokersGiven, kafkaSpec, localBrokerSpec, loadSettings, processSource } from "../src/config.ts";
 import { createKafka, murmur2Partitioner } from "../src/kafka.ts";
-import { brokerStatus } from "../src/local/broker.ts";
+import { BrokerSetupError, brokerStatus, startBroker } from "../src/local/broker.ts";
+import { freePort } from "../src/local/ports.ts";
 import { freshTopics } from "./support/kafka.ts";
 
 const closers: Array<() => Promise<void>> = [];
@@ -139,6 +143,35 @@ describe("the project's local broker", () => {
     expect(again.exitCode).toBe(0);
     expect(again.stderr.toString()).toContain("already running");
     expect(brokerStatus(local).pid).toBe(status.pid);
+  });
+
+  test("KAFKA_VERSION accepts the releases with a pom, and nothing else", () => {
+    const load = (v: string) => loadSettings(localBrokerSpec, { env: { KAFKA_VERSION: v }, argv: [] });
+    expect(KAFKA_VERSIONS[0]).toBe("4.4.0");
+    expect(load("").version).toBe("4.4.0");
+    for (const v of KAFKA_VERSIONS) expect(load(v).version).toBe(v);
+    expect(() => load("3.8.0")).toThrow(ConfigError);
+    expect(() => load("3.8.0")).toThrow("KAFKA_VERSION");
+    expect(() => load("4")).toThrow(ConfigError);
+  });
+
+  test("a data dir formatted by another release is refused before anything starts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rccar-kafka-"));
+    try {
+      mkdirSync(join(dir, "data"));
+      writeFileSync(join(dir, "data", "meta.properties"), "node.id=1\n");
+      writeFileSync(join(dir, "data-formatted-by"), "3.9.1");
+      const port = await freePort();
+      const env = { KAFKA_VERSION: "4.4.0", KAFKA_DATA_DIR: dir, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(await freePort()) };
+      const local = loadSettings(localBrokerSpec, { env, argv: [] });
+      const kafka = { ...loadSettings(kafkaSpec, { env: {}, argv: [] }), brokers: [`127.0.0.1:${port}`] };
+      const started = startBroker(local, kafka, () => {});
+      await expect(started).rejects.toThrow(BrokerSetupError);
+      await expect(started).rejects.toThrow("holds data of Kafka 3.9.1, not KAFKA_VERSION=4.4.0");
+      expect(brokerStatus(local).running).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

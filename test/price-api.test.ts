@@ -90,11 +90,39 @@ describe("mock price API", () => {
     expect(a.stats().requests).toBe(0);
   });
 
+  test("the fault table: set at start (FAULTS), changed live through /admin/config, other SKUs untouched", async () => {
+    const a = await start({ faults: loadSettings(priceApiSpec, { env: { FAULTS: "SKU-1=negative, SKU-2=html" }, argv: [] }).faults });
+    const get = async (sku: string) => {
+      const r = await fetch(`${a.url}/price/${sku}`);
+      return { status: r.status, text: await r.text() };
+    };
+    expect(await get("SKU-1")).toEqual({ status: 200, text: '{"sku":"SKU-1","price":-5}' });
+    expect((await get("SKU-2")).text).toStartWith("<!doctype html>");
+    expect(JSON.parse((await get("SKU-3")).text)).toEqual({ sku: "SKU-3", price: catalogPriceCents("SKU-3") / 100 });
+    const post = (body: unknown) => fetch(`${a.url}/admin/config`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    const r = await post({ faults: { "SKU-3": "huge", "SKU-4": "three-decimals" } });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { faults: unknown }).faults).toEqual({ "SKU-3": "huge", "SKU-4": "three-decimals" });
+    expect((await get("SKU-3")).text).toBe('{"sku":"SKU-3","price":1e18}');
+    expect((await get("SKU-4")).text).toMatch(/"price":\d+\.\d\d5}$/);
+    expect(JSON.parse((await get("SKU-1")).text).price).toBe(catalogPriceCents("SKU-1") / 100); // replaced whole
+    expect((await post({ faults: { "SKU-1": "sometimes" } })).status).toBe(400);
+    expect((await post({ faults: ["SKU-1"] })).status).toBe(400);
+    a.reconfigure({ faults: { "SKU-1": "other-sku" } });
+    expect(JSON.parse((await get("SKU-1")).text).sku).toBe("SKU-1-OTHER");
+    expect(() => a.reconfigure({ faults: { "SKU-1": "bogus" as never } })).toThrow(/bogus/);
+    expect((await post({ faults: {} })).status).toBe(200);
+    expect(JSON.parse((await get("SKU-1")).text)).toEqual({ sku: "SKU-1", price: catalogPriceCents("SKU-1") / 100 });
+    expect(a.stats().faulty).toBe(5);
+  });
+
   test("a bad setting stops `bun run price-api` with one line naming it", () => {
     for (const [env, name] of [
       [{ DELAY_MIN_MS: "900", DELAY_MAX_MS: "100" }, "DELAY_MIN_MS"],
       [{ FAIL_RATE: "2" }, "FAIL_RATE"],
       [{ MAX_CONCURRENCY: "lots" }, "MAX_CONCURRENCY"],
+      [{ FAULTS: "SKU-1=negative,SKU-2=sometimes" }, "FAULTS"],
+      [{ FAULTS: "SKU-1" }, "FAULTS"],
     ] as const) {
       const r = Bun.spawnSync([process.execPath, "src/cli/price-api.ts"], { env: { ...process.env, PORT: "0", ...env }, stderr: "pipe", stdout: "pipe" });
       expect(r.exitCode).toBe(2);

@@ -7,7 +7,7 @@ import { createKafka, murmur2Partitioner } from "../src/kafka.ts";
 import { JoinPool } from "../src/join/pool.ts";
 import { packStates, unpackStates } from "../src/join/states-batch.ts";
 import { restorePartitions } from "../src/state/changelog.ts";
-import { encodeCarState } from "../src/state/codec.ts";
+import { encodeCarState } from "../src/join/codec.ts";
 import { createRng } from "../src/generate/prng.ts";
 import { testKafkaSettings } from "./support/kafka.ts";
 
@@ -19,13 +19,21 @@ async function topicWith(partitions: number, cleanupPolicy = "compact"): Promise
   const topic = `${settings.topicPrefix}changelog-${producers.length}-${Math.random().toString(36).slice(2, 8)}`;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries: [{ name: "cleanup.policy", value: cleanupPolicy }] }], waitForLeaders: true });
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: partitions, configEntries: [{ name: "cleanup.policy", value: cleanupPolicy }] }],
+    waitForLeaders: true,
+  });
   await admin.disconnect();
   return topic;
 }
 
 async function transactional(id: string): Promise<Producer> {
-  const p = kafka.producer({ transactionalId: `${settings.topicPrefix}${id}`, idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner });
+  const p = kafka.producer({
+    transactionalId: `${settings.topicPrefix}${id}`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: murmur2Partitioner,
+  });
   await p.connect();
   producers.push(p);
   return p;
@@ -52,27 +60,53 @@ describe("restorePartitions", () => {
     const c = await transactional("c");
     // Partition 0: committed, aborted, interleaved, compressed, tombstoned.
     let tx = await a.transaction();
-    await send(tx, topic, 0, [["j/a", "a1"], ["j/b", "b1"], ["p/x/1", "x1"]]);
+    await send(tx, topic, 0, [
+      ["j/a", "a1"],
+      ["j/b", "b1"],
+      ["p/x/1", "x1"],
+    ]);
     await tx.commit();
     tx = await a.transaction();
-    await send(tx, topic, 0, [["j/a", "ABORTED"], ["j/c", "ABORTED"], ["j/b", null]]);
+    await send(tx, topic, 0, [
+      ["j/a", "ABORTED"],
+      ["j/c", "ABORTED"],
+      ["j/b", null],
+    ]);
     await tx.abort();
     // Two producers' transactions interleaved in the log: b's aborts, a's commits.
     const ta = await a.transaction();
     const tb = await b.transaction();
     await send(ta, topic, 0, [["j/d", "d1"]]);
-    await send(tb, topic, 0, [["j/a", "ABORTED"], ["j/e", "ABORTED"]]);
+    await send(tb, topic, 0, [
+      ["j/a", "ABORTED"],
+      ["j/e", "ABORTED"],
+    ]);
     await send(ta, topic, 0, [["j/a", "a2"]], true);
     await send(tb, topic, 0, [["j/d", "ABORTED"]], true);
-    await send(ta, topic, 0, [["j/f", "f1"], ["p/x/1", null]]);
+    await send(ta, topic, 0, [
+      ["j/f", "f1"],
+      ["p/x/1", null],
+    ]);
     await tb.abort();
     await ta.commit();
     // An aborted compressed batch, then a committed tombstone for a key set earlier.
     tx = await b.transaction();
-    await send(tx, topic, 0, [["j/g", "ABORTED"], ["j/b", null]], true);
+    await send(
+      tx,
+      topic,
+      0,
+      [
+        ["j/g", "ABORTED"],
+        ["j/b", null],
+      ],
+      true,
+    );
     await tx.abort();
     tx = await b.transaction();
-    await send(tx, topic, 0, [["j/d", null], ["j/h", "h1"]]);
+    await send(tx, topic, 0, [
+      ["j/d", null],
+      ["j/h", "h1"],
+    ]);
     await tx.commit();
     // Partition 1: nothing but an aborted transaction. Partition 2: empty.
     tx = await a.transaction();
@@ -81,7 +115,10 @@ describe("restorePartitions", () => {
     // Last, a transaction still open on partition 0 (a producer that is not fenced): the
     // restore ends at the last stable offset, without its entries and without waiting.
     open = await c.transaction();
-    await send(open, topic, 0, [["j/open", "OPEN"], ["j/a", "OPEN"]]);
+    await send(open, topic, 0, [
+      ["j/open", "OPEN"],
+      ["j/a", "OPEN"],
+    ]);
   });
 
   afterAll(async () => {
@@ -162,7 +199,16 @@ test("random interleavings of committed and aborted transactions of two producer
 test("a log whose start moved on (records deleted) is read from its new start", async () => {
   const topic = await topicWith(1, "delete");
   const p = await transactional("del");
-  for (const entries of [[["j/a", "a1"], ["j/b", "b1"]], [["j/a", "a2"], ["j/c", "c1"]]] as Entry[][]) {
+  for (const entries of [
+    [
+      ["j/a", "a1"],
+      ["j/b", "b1"],
+    ],
+    [
+      ["j/a", "a2"],
+      ["j/c", "c1"],
+    ],
+  ] as Entry[][]) {
     const tx = await p.transaction();
     await send(tx, topic, 0, entries);
     await tx.commit();
@@ -180,8 +226,8 @@ test("a log whose start moved on (records deleted) is read from its new start", 
 
 describe("restored join states in the workers", () => {
   const states: [string, Uint8Array][] = [
-    ["car-1", encodeCarState({ open: { firstPartAt: 1000, wheels: [] } })],
-    ["voiture-é-🚗", encodeCarState({ open: { firstPartAt: 2000, wheels: [] } })],
+    ["car-1", encodeCarState({ open: { firstPartAt: 1000, parts: "" } })],
+    ["voiture-é-🚗", encodeCarState({ open: { firstPartAt: 2000, parts: "" } })],
     ["car-3", encodeCarState({ recent: [{ until: 5000, partIds: ["car-3-B"] }] })],
   ];
 
@@ -193,10 +239,17 @@ describe("restored join states in the workers", () => {
   });
 
   test("the pool moves each worker its cars' states and the workers hold them", async () => {
-    const pool = new JoinPool({ workers: 2, shards: 16, joinTimeoutMs: 60_000, dedupRetentionMs: 60_000, maxPartBytes: 65536, topics: { body: "b", engine: "e", remoteControl: "r", wheel: "w" } });
+    const pool = new JoinPool({
+      workers: 2,
+      shards: 16,
+      joinTimeoutMs: 60_000,
+      dedupRetentionMs: 60_000,
+      maxPartBytes: 65536,
+      topics: { body: "b", engine: "e", remoteControl: "r", wheel: "w" },
+    });
     try {
       await pool.restore(0, states);
-      await pool.restore(1, [["car-9", encodeCarState({ open: { firstPartAt: 1, wheels: [] } })]]);
+      await pool.restore(1, [["car-9", encodeCarState({ open: { firstPartAt: 1, parts: "" } })]]);
       expect(await pool.openCars()).toBe(3);
       await pool.drop(0);
       expect(await pool.openCars()).toBe(1);

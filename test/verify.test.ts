@@ -9,7 +9,7 @@ import { generatorDefaults, planOptionsOf } from "../src/generate/index.ts";
 import { buildManifest, modelRecordsOf, type Manifest } from "../src/generate/manifest.ts";
 import { runModel } from "../src/generate/model.ts";
 import { placeOnEmptyTopics } from "../src/generate/placement.ts";
-import { buildPlan } from "../src/generate/plan.ts";
+import { buildPlan, type PlanOptions } from "../src/generate/plan.ts";
 import { referenceOutputs, type OutputRecord } from "../src/generate/reference-output.ts";
 import { simulate } from "../src/generate/schedule.ts";
 import { compare, type FoundRecord, type ProblemKind, type Report } from "../src/verify/compare.ts";
@@ -20,8 +20,8 @@ import { freshTopics } from "./support/kafka.ts";
 const CHAOS = { lateRate: 0.1, dupRate: 0.1, conflictRate: 0.1, malformedRate: 0.1, missingBody: 0.05, missingEngine: 0.05, missingRemote: 0.05, missingWheels: 0.1, extraFieldRate: 0.3 };
 
 /** A manifest and the outputs a correct engine writes for it, without Kafka. */
-function scenario(topics: Topics, cars = 120, seed = 4) {
-  const o = { ...planOptionsOf(generatorDefaults()), cars, seed, ...CHAOS };
+function scenario(topics: Topics, cars = 120, seed = 4, extra: Partial<PlanOptions> = {}) {
+  const o = { ...planOptionsOf(generatorDefaults()), cars, seed, ...CHAOS, ...extra };
   const plan = buildPlan(o);
   const roles: Record<InputRole, string> = { body: topics.body, engine: topics.engine, remoteControl: topics.remoteControl, wheel: topics.wheel };
   const sent = placeOnEmptyTopics(simulate(plan, 1_700_000_000_000), roles, 4);
@@ -179,6 +179,84 @@ describe("compare (pure)", () => {
   test("an output record that is not a car", () => {
     const r = run([...outputs, { topic: topics.completed, partition: 0, offset: "1000000", key: "x", value: new TextEncoder().encode("oops") }]);
     expect(kinds(r)).toEqual(["badOutput"]);
+  });
+});
+
+describe("compare (pure): wrong clocks and keys other than carId", () => {
+  const topics = topicsOf(loadSettings(kafkaSpec, { env: {}, argv: [] }));
+  const { manifest, outputs } = scenario(topics, 150, 9, { keyBy: "mixed", futureStamped: 4, badTimestamp: 3 });
+  const run = (found: FoundRecord[]) => compare(manifest, found, { allowFailedPrice: false });
+  const dlOf = (cls: string) => outputs.findIndex((r) => r.topic === topics.dlq && String(dec(r.value).reason).startsWith(`${cls}:`));
+  const future = dlOf("FUTURE_TIMESTAMP");
+  const bad = dlOf("BAD_TIMESTAMP");
+
+  test("the scenario has both wrong-clock classes and dead letters keyed by something else than carId; correct outputs are ok", () => {
+    expect(manifest.counts.deadLettersByClass).toMatchObject({ FUTURE_TIMESTAMP: 4, BAD_TIMESTAMP: 3 });
+    expect(future).toBeGreaterThanOrEqual(0);
+    expect(bad).toBeGreaterThanOrEqual(0);
+    expect(manifest.deadLetters.some((d) => d.key === null)).toBe(true);
+    expect(manifest.deadLetters.some((d) => d.key !== null && !/^car-\d+-\d+$/.test(d.key))).toBe(true);
+    const r = run(outputs);
+    expect(kinds(r)).toEqual([]);
+    expect(r.deadLetterClasses.filter((c) => c.cls.endsWith("_TIMESTAMP"))).toEqual([
+      { cls: "BAD_TIMESTAMP", expected: 3, found: 3 },
+      { cls: "FUTURE_TIMESTAMP", expected: 4, found: 4 },
+    ]);
+  });
+
+  test("a missing FUTURE_TIMESTAMP dead letter", () => {
+    const r = run(outputs.filter((_, i) => i !== future));
+    expect(kinds(r)).toEqual(["lostDeadLetter"]);
+    expect(r.problems.lostDeadLetter!.examples[0]).toStartWith("FUTURE_TIMESTAMP from ");
+  });
+
+  test("a doubled FUTURE_TIMESTAMP dead letter", () => {
+    const r = run([...outputs, { ...outputs[future]!, offset: "999999" }]);
+    expect(kinds(r)).toEqual(["duplicateDeadLetter"]);
+  });
+
+  test("a missing or doubled BAD_TIMESTAMP dead letter", () => {
+    expect(kinds(run(outputs.filter((_, i) => i !== bad)))).toEqual(["lostDeadLetter"]);
+    expect(kinds(run([...outputs, { ...outputs[bad]!, offset: "999999" }]))).toEqual(["duplicateDeadLetter"]);
+  });
+
+  test("a future-stamped part dead-lettered under another class", () => {
+    const found = outputs.map((r, i) => (i === future ? { ...r, value: enc({ ...dec(r.value), reason: "BAD_TIMESTAMP: timestamp is odd" }) } : r));
+    expect(kinds(run(found))).toEqual(["wrongDeadLetterClass"]);
+  });
+
+  test("a future-stamped part joined into its car instead (the watermark bug of issue 9)", () => {
+    const d = dec(outputs[future]!.value);
+    const part = JSON.parse(Buffer.from(String(d.value), "base64").toString()) as Record<string, unknown>;
+    const carAt = outputs.findIndex((r) => r.topic !== topics.dlq && dec(r.value).carId === part.carId);
+    expect(carAt).toBeGreaterThanOrEqual(0);
+    const car = dec(outputs[carAt]!.value);
+    const field: Record<string, string> = { [topics.body]: "body", [topics.engine]: "engine", [topics.remoteControl]: "remoteControl" };
+    if (d.topic === topics.wheel) (car.wheels as unknown[]).push(part);
+    else car[field[String(d.topic)]!] = part;
+    const found = outputs.filter((_, i) => i !== future).map((r) => (r === outputs[carAt] ? { ...r, value: enc(car) } : r));
+    const r = run(found);
+    expect(r.ok).toBe(false);
+    for (const k of ["lostCar", "unexpectedCar", "lostDeadLetter"] as const) expect(kinds(r)).toContain(k);
+  });
+
+  test("a dead letter with the coordinates or key of a re-keyed copy instead of the record as written", () => {
+    const rekeyed = outputs.findIndex((r) => {
+      if (r.topic !== topics.dlq) return false;
+      const v = dec(r.value);
+      return v.key !== null && !/^car-\d+-\d+$/.test(String(v.key));
+    });
+    expect(rekeyed).toBeGreaterThanOrEqual(0);
+    const copy = (change: (v: Record<string, unknown>) => void) =>
+      outputs.map((r, i) => {
+        if (i !== rekeyed) return r;
+        const v = dec(r.value);
+        change(v);
+        return { ...r, value: enc(v) };
+      });
+    expect(kinds(run(copy((v) => (v.topic = `${String(v.topic)}-repartition`))))).toEqual(["wrongDeadLetterSource"]);
+    const carId = (v: Record<string, unknown>) => String(JSON.parse(Buffer.from(String(v.value), "base64").toString()).carId);
+    expect(kinds(run(copy((v) => (v.key = carId(v)))))).toEqual(["wrongDeadLetterKey"]);
   });
 });
 

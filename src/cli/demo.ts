@@ -2,22 +2,25 @@
 // set), the mock price API and the engine, generates cars, shows live progress, verifies the
 // outputs against the generator's manifest, prints a summary, and stops what it started.
 import { demoSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadPriceApiSettings, localBrokerSpec, loadSettings, processSource, topicsOf } from "../config.ts";
-import { startBroker, stopBroker } from "../local/broker.ts";
-import { freePort } from "../local/ports.ts";
-import { startPriceApi } from "../price-api/server.ts";
+import { startBroker, stopBroker } from "../local/index.ts";
+import { freePort } from "../local/index.ts";
+import { startPriceApi } from "../price-api/index.ts";
 import { generate } from "../generate/index.ts";
-import { readOutputs } from "../verify/reader.ts";
-import { compare } from "../verify/compare.ts";
-import { printReport } from "../verify/report.ts";
-import { OutputWatcher } from "../verify/watch.ts";
-import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
+import { readOutputs } from "../verify/index.ts";
+import { compare } from "../verify/index.ts";
+import { printReport } from "../verify/index.ts";
+import { OutputWatcher } from "../verify/index.ts";
+import { scrapeMetrics, type EngineCounters } from "../engine/index.ts";
+import { startLogging } from "../log.ts";
+
+const logger = startLogging("demo");
 
 const demo = loadOrExit(demoSpec);
 const env = processSource().env;
 const kafkaBase = loadSettings(kafkaSpec, { env, argv: [] });
 const kafka = { ...kafkaBase, topicPrefix: kafkaBase.topicPrefix || `demo-${Date.now().toString(36)}-` };
 const topics = topicsOf(kafka);
-const log = (line: string) => console.error(`[demo] ${line}`);
+const log = (line: string) => logger.info(line);
 const stops: Array<() => Promise<unknown>> = [];
 const stopAll = async () => {
   for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -51,6 +54,7 @@ try {
     await Bun.sleep(200);
   }
   log(`engine ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`status page: ${metricsUrl}/ (live charts; /metrics for Prometheus)`);
 
   const watcher = new OutputWatcher(kafka, topics);
   await watcher.start();
@@ -113,7 +117,8 @@ try {
   await stopAll();
   process.exit(report.ok ? 0 : 1);
 } catch (e) {
-  console.error(`\n[demo] failed: ${(e as Error).message}`);
+  process.stderr.write("\n");
+  logger.error(`failed: ${(e as Error).message}`);
   await stopAll();
   process.exit(1);
 }

@@ -1,8 +1,11 @@
 // bun run engine: validates every setting, runs until SIGTERM/SIGINT, then commits and exits.
 import { hostname } from "node:os";
 import { ConfigError, loadEngineSettings } from "../config.ts";
-import { Engine } from "../engine/engine.ts";
-import { engineHttp } from "../engine/http.ts";
+import { Engine, engineHttp } from "../engine/index.ts";
+import { startLogging } from "../log.ts";
+
+// Unnamed: the engine's own lines already say who speaks ("engine: ...").
+const logger = startLogging();
 
 let loaded;
 try {
@@ -17,13 +20,14 @@ try {
 const { engine: settings, kafka } = loaded;
 if (settings.instanceId === "") settings.instanceId = `${hostname()}-${process.pid}`;
 
-const engine = new Engine(settings, kafka, (line) => console.error(`[${new Date().toISOString()}] ${line}`));
+const engine = new Engine(settings, kafka, logger);
 const http = Bun.serve({ hostname: "0.0.0.0", port: settings.httpPort, fetch: engineHttp(engine).fetch });
-console.error(`[engine] ${settings.instanceId}: group ${settings.groupId}, ${settings.workers} workers, http :${http.port}`);
+logger.info(`engine ${settings.instanceId}: group ${settings.groupId}, ${settings.workers} workers, http :${http.port}`);
 try {
   await engine.start();
 } catch (e) {
-  console.error(e instanceof ConfigError ? `configuration error: ${e.message}` : `[engine] could not start: ${(e as Error).message}`);
+  if (e instanceof ConfigError) console.error(`configuration error: ${e.message}`);
+  else logger.error(`engine: could not start: ${(e as Error).message}`);
   process.exit(e instanceof ConfigError ? 2 : 1);
 }
 
@@ -31,7 +35,7 @@ let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.error(`[engine] ${signal}: committing and stopping`);
+  logger.info(`engine: ${signal}: committing and stopping`);
   await engine.stop();
   http.stop(true);
   process.exit(0);
@@ -44,7 +48,7 @@ const watchdog = setInterval(() => {
   const failure = engine.failure();
   if (failure) {
     clearInterval(watchdog);
-    console.error(`[engine] stopping after a fatal error: ${failure.message}`);
+    logger.error(`engine: stopping after a fatal error: ${failure.message}`);
     process.exit(1);
   }
 }, 200);

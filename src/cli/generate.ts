@@ -2,8 +2,11 @@
 // Produces cars' parts to the input topics and writes the manifest the verifier checks.
 import { ConfigError, generatorSpec, kafkaSpec, loadOrExit, type GeneratorSettings, type KafkaSettings } from "../config.ts";
 import { generate, IntentError } from "../generate/index.ts";
-import { writeManifest } from "../generate/manifest.ts";
-import { progressLine, summaryTable } from "../generate/summary.ts";
+import { writeManifest } from "../generate/index.ts";
+import { progressLine, summaryTable } from "../generate/index.ts";
+import { startLogging } from "../log.ts";
+
+const logger = startLogging("generate");
 
 const all = loadOrExit({ ...kafkaSpec, ...generatorSpec });
 const kafka = Object.fromEntries(Object.keys(kafkaSpec).map((k) => [k, all[k as keyof typeof all]])) as KafkaSettings;
@@ -24,9 +27,9 @@ try {
 } catch (e) {
   if (tty) process.stderr.write("\n");
   if (e instanceof IntentError || e instanceof ConfigError) {
-    console.error(`generate: ${e.message}`);
+    logger.error(e.message);
     process.exit(1);
   }
-  console.error(`generate: ${(e as Error).stack ?? e}`);
+  logger.error(String((e as Error).stack ?? e));
   process.exit(1);
 }

@@ -1,6 +1,9 @@
 // bun run price-api: the mock price API until SIGTERM/SIGINT.
 import { ConfigError, loadPriceApiSettings } from "../config.ts";
-import { startPriceApi } from "../price-api/server.ts";
+import { startPriceApi } from "../price-api/index.ts";
+import { startLogging } from "../log.ts";
+
+const logger = startLogging("price-api");
 
 let settings;
 try {
@@ -11,7 +14,8 @@ try {
   process.exit(2);
 }
 const api = await startPriceApi(settings, { hostname: "0.0.0.0" });
-console.error(`[price-api] listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency})`);
+const faulty = Object.keys(settings.faults).length;
+logger.info(`listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency}${faulty ? `, ${faulty} faulty SKUs` : ""})`);
 const stop = async () => {
   await api.stop();
   process.exit(0);

@@ -2,16 +2,19 @@
 // Reads the output topics named in the manifest (read_committed) and checks them against it.
 // Exit code 0 only when everything matches exactly.
 import { kafkaSpec, loadOrExit, verifierSpec } from "../config.ts";
-import { readManifest } from "../generate/manifest.ts";
+import { readManifest } from "../generate/index.ts";
 import { verify } from "../verify/index.ts";
-import { exitCodeOf, formatReport } from "../verify/report.ts";
+import { exitCodeOf, formatReport } from "../verify/index.ts";
+import { startLogging } from "../log.ts";
+
+const logger = startLogging("verify");
 
 const s = loadOrExit({ ...kafkaSpec, ...verifierSpec });
 let manifest;
 try {
   manifest = readManifest(s.manifest);
 } catch (e) {
-  console.error(`verify: cannot read manifest ${s.manifest}: ${(e as Error).message}`);
+  logger.error(`cannot read manifest ${s.manifest}: ${(e as Error).message}`);
   process.exit(2);
 }
 const tty = process.stderr.isTTY;
@@ -29,6 +32,6 @@ try {
   console.log(formatReport(report));
   process.exit(exitCodeOf(report));
 } catch (e) {
-  console.error(`verify: ${(e as Error).stack ?? e}`);
+  logger.error(String((e as Error).stack ?? e));
   process.exit(2);
 }

@@ -1,13 +1,15 @@
 // The generator in-process: plan, send, model, check, manifest. Used by the CLI, the demo and
 // tests; throws when the run did not do what the plan meant (see intent.ts).
-import { generatorSpec, loadSettings, topicsOf, type GeneratorSettings, type KafkaSettings } from "../config.ts";
+import { checkGeneratorSettings, generatorSpec, loadSettings, topicsOf, type GeneratorSettings, type KafkaSettings } from "../config.ts";
 import { checkIntent, type IntentProblem } from "./intent.ts";
 import { buildManifest, modelRecordsOf, type Manifest } from "./manifest.ts";
 import { runModel } from "./model.ts";
 import { buildPlan, type PlanOptions } from "./plan.ts";
 import { sendPlan, type Progress } from "./producer.ts";
 
-export type { Manifest } from "./manifest.ts";
+export { readManifest, writeManifest, type ExpectedCar, type ExpectedDeadLetter, type Manifest } from "./manifest.ts";
+export { partsDigest } from "./digest.ts";
+export { progressLine, summaryTable } from "./summary.ts";
 
 export interface GenerateHooks {
   onProgress?: (p: Progress) => void;
@@ -34,6 +36,7 @@ export function planOptionsOf(s: GeneratorSettings): PlanOptions {
 
 export async function generate(options: Partial<GeneratorSettings>, kafka: KafkaSettings, hooks: GenerateHooks = {}): Promise<Manifest> {
   const settings = { ...generatorDefaults(), ...options };
+  checkGeneratorSettings(settings);
   const plan = buildPlan(planOptionsOf(settings));
   const { sent, wallStartedAt, wallFinishedAt, busyMs } = await sendPlan(plan, kafka, { batchSize: settings.batchSize, onProgress: hooks.onProgress });
   hooks.onSent?.({ wallMs: wallFinishedAt - wallStartedAt, busyMs });

@@ -43,6 +43,8 @@ export function checkIntent(plan: Plan, stamped: readonly Stamped[], model: Mode
         if (age === undefined || age > dedupRetentionMs - DEDUP_MARGIN_MS) problem(`sent ${age} ms after the car's first part, too near DEDUP_RETENTION_MS=${dedupRetentionMs}`);
         break;
       case "malformed":
+      case "futureStamped":
+      case "badTimestamp":
         break;
     }
     const expected =
@@ -50,6 +52,8 @@ export function checkIntent(plan: Plan, stamped: readonly Stamped[], model: Mode
       : r.intent === "late" ? "opened a car"
       : r.intent === "duplicate" ? "absorbed"
       : r.intent === "conflict" ? "dead letter CONFLICT"
+      : r.intent === "futureStamped" ? "dead letter FUTURE_TIMESTAMP"
+      : r.intent === "badTimestamp" ? "dead letter BAD_TIMESTAMP"
       : `dead letter ${r.malformed?.cls}`;
     const actual =
       fate === undefined ? "no fate"

@@ -1,12 +1,17 @@
 // Bad input for the dead-letter path (SPEC §8). Each record has exactly one defect, so its
 // class is unambiguous under the validation order, and carries its partId as a unique token
 // so the dead letter can be matched by its bytes.
-import { DEAD_LETTER_CLASSES, KIND_OF_ROLE, WHEEL_PLACEMENTS, INPUT_ROLES, type DeadLetterClass, type InputRole } from "../domain.ts";
+import { KIND_OF_ROLE, WHEEL_PLACEMENTS, INPUT_ROLES, type DeadLetterClass, type InputRole } from "../domain.ts";
 import { chooseSku, encodeJson, makePart, type SkuOptions } from "./parts.ts";
 import type { Rng } from "./prng.ts";
 
-export type MalformedClass = Exclude<DeadLetterClass, "CONFLICT">;
-export const MALFORMED_CLASSES = DEAD_LETTER_CLASSES.filter((c): c is MalformedClass => c !== "CONFLICT");
+/**
+ * The classes a record's value alone decides. Not KEY_MISMATCH: a valid part keyed by anything
+ * but its carId is re-keyed and joined (SPEC §8, §9), so the key makes no record bad. Not the
+ * timestamp classes either: those are valid parts with a bad clock (plan.ts makes them).
+ */
+export const MALFORMED_CLASSES = ["OVERSIZED", "NOT_JSON", "MISSING_FIELD", "WRONG_TYPE", "BAD_VALUE"] as const satisfies readonly DeadLetterClass[];
+export type MalformedClass = (typeof MALFORMED_CLASSES)[number];
 
 export interface Malformed {
   role: InputRole;
@@ -117,16 +122,5 @@ export function makeMalformed(req: MalformedRequest, rng: Rng): Malformed {
       return edited(WRONG_TYPE);
     case "BAD_VALUE":
       return edited(BAD_VALUE);
-    case "KEY_MISMATCH": {
-      const role = rng.pick(INPUT_ROLES);
-      const value = encodeJson(validFor(role));
-      const keys: Array<[string, string | null]> = [
-        ["no key", null],
-        ["key in upper case", req.carId.toUpperCase()],
-        ["key with a trailing space", `${req.carId} `],
-      ];
-      const [defect, key] = keys[v % keys.length]!;
-      return { role, key, value, cls: "KEY_MISMATCH", defect, repaired: { key: req.carId, value } };
-    }
   }
 }

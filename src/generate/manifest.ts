@@ -5,7 +5,7 @@ import type { Topics } from "../config.ts";
 import type { DeadLetterClass, MissingKind, Situation } from "../domain.ts";
 import { partsDigest } from "./digest.ts";
 import type { ModelRecord, ModelResult } from "./model.ts";
-import type { Plan, PlanOptions } from "./plan.ts";
+import type { Keying, Plan, PlanOptions } from "./plan.ts";
 import type { SentRecord } from "./placement.ts";
 
 export interface ExpectedCar {
@@ -35,6 +35,8 @@ export interface ExpectedDeadLetter {
   class: DeadLetterClass;
   /** The model's reason, for people; the engine's wording may differ. */
   detail: string;
+  /** The record's timestamp as written (for FUTURE_TIMESTAMP / BAD_TIMESTAMP, the wrong one). */
+  timestamp: number;
 }
 
 export interface ManifestCounts {
@@ -54,6 +56,13 @@ export interface ManifestCounts {
   absorbed: number;
   conflicts: number;
   malformed: number;
+  /** Valid parts written with a wrong clock: each is one FUTURE_TIMESTAMP / BAD_TIMESTAMP dead letter. */
+  futureStamped: number;
+  badTimestamp: number;
+  /** Records by what their key is (malformed records are keyed by carId). */
+  keying: Record<Keying, number>;
+  /** carIds whose valid parts (wrong clocks left out) landed on more than one partition number: they need the re-keying hop. */
+  carsSpanningPartitions: number;
 }
 
 export interface Manifest {
@@ -61,7 +70,7 @@ export interface Manifest {
   seed: number;
   options: PlanOptions;
   topics: Topics;
-  /** Earliest and latest record timestamp of the run. */
+  /** Earliest and latest record timestamp of the run, wrong clocks (futureStamped, badTimestamp) left out. */
   startedAt: number;
   finishedAt: number;
   counts: ManifestCounts;
@@ -77,6 +86,7 @@ export function modelRecordsOf(sent: readonly SentRecord[]): ModelRecord[] {
     key: s.record.key,
     value: s.record.value,
     timestamp: s.timestamp,
+    producedAt: s.sentAt,
     partition: s.partition,
     offset: s.offset,
   }));
@@ -89,7 +99,15 @@ export function buildManifest(plan: Plan, sent: readonly SentRecord[], model: Mo
   for (const c of model.cars) bySituation[c.situation] = (bySituation[c.situation] ?? 0) + 1;
   const deadLettersByClass: ManifestCounts["deadLettersByClass"] = {};
   for (const d of model.deadLetters) deadLettersByClass[d.cls] = (deadLettersByClass[d.cls] ?? 0) + 1;
-  const timestamps = sent.map((s) => s.timestamp);
+  const timestamps = sent.filter((s) => s.record.clock === undefined).map((s) => s.timestamp);
+  const keying: Record<Keying, number> = { carId: 0, partId: 0, none: 0 };
+  const partitionsOfCar = new Map<string, Set<number>>();
+  for (const s of sent) {
+    keying[s.record.keying]++;
+    if (s.record.intent === "malformed" || s.record.clock !== undefined) continue;
+    const set = partitionsOfCar.get(s.record.carId) ?? new Set<number>();
+    partitionsOfCar.set(s.record.carId, set.add(s.partition));
+  }
 
   const cars: ExpectedCar[] = model.cars.map((c) => {
     const p = c.parts;
@@ -113,6 +131,7 @@ export function buildManifest(plan: Plan, sent: readonly SentRecord[], model: Mo
     valueBase64: d.value === null ? null : Buffer.from(d.value).toString("base64"),
     class: d.cls,
     detail: d.detail,
+    timestamp: d.timestamp,
   }));
 
   return {
@@ -136,6 +155,10 @@ export function buildManifest(plan: Plan, sent: readonly SentRecord[], model: Mo
       absorbed: model.absorbed,
       conflicts: plan.stats.conflicts,
       malformed: plan.stats.malformed,
+      futureStamped: plan.stats.futureStamped,
+      badTimestamp: plan.stats.badTimestamp,
+      keying,
+      carsSpanningPartitions: [...partitionsOfCar.values()].filter((p) => p.size > 1).length,
     },
     cars,
     deadLetters,

@@ -12,11 +12,12 @@ import {
   type InputRole,
   type MissingKind,
   type Part,
+  type PartKind,
   type RemoteControl,
   type Situation,
   type Wheel,
 } from "../domain.ts";
-import { validatePart } from "../ingest/validate.ts";
+import { validatePart, type Validation } from "../ingest/index.ts";
 
 export interface ModelRecord {
   seq: number;
@@ -26,11 +27,15 @@ export interface ModelRecord {
   value: Uint8Array | null;
   /** The Kafka record timestamp: the part's event time. */
   timestamp: number;
+  /** Wall clock when the record was written: an engine reading it has at least this time. */
+  producedAt: number;
   partition: number;
   offset: string;
 }
 
 export interface ModelRules {
+  /** Records stamped further ahead of the clock are FUTURE_TIMESTAMP dead letters. */
+  maxClockSkewMs: number;
   joinTimeoutMs: number;
   dedupRetentionMs: number;
   maxPartBytes: number;
@@ -64,6 +69,7 @@ export interface ModelDeadLetter {
   offset: string;
   key: string | null;
   value: Uint8Array | null;
+  timestamp: number;
   cls: DeadLetterClass;
   detail: string;
 }
@@ -97,12 +103,19 @@ export function runModel(records: readonly ModelRecord[], rules: ModelRules): Mo
   const deadLetters: ModelDeadLetter[] = [];
   const byCar = new Map<string, Valid[]>();
   const deadLetter = (r: ModelRecord, cls: DeadLetterClass, detail: string) => {
-    deadLetters.push({ seq: r.seq, topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, cls, detail });
+    deadLetters.push({ seq: r.seq, topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, timestamp: r.timestamp, cls, detail });
     fates.set(r.seq, { kind: "deadLetter", cls });
   };
 
   for (const r of records) {
-    const v = validatePart(KIND_OF_ROLE[r.role], r.key, r.value, rules.maxPartBytes);
+    // A record without a usable event time is a dead letter before anything else is looked at,
+    // and is gone from every event-time rule below: it opens, joins and closes no window.
+    const clock = clockProblem(r, rules);
+    if (clock) {
+      deadLetter(r, clock.cls, clock.detail);
+      continue;
+    }
+    const v = validateValue(KIND_OF_ROLE[r.role], r.key, r.value, rules.maxPartBytes);
     if (!v.ok) {
       deadLetter(r, v.cls, v.detail);
       continue;
@@ -164,6 +177,33 @@ export function runModel(records: readonly ModelRecord[], rules: ModelRules): Mo
   cars.sort((a, b) => a.firstPartAt - b.firstPartAt || (a.carId < b.carId ? -1 : a.carId > b.carId ? 1 : 0));
   deadLetters.sort((a, b) => a.seq - b.seq);
   return { cars, deadLetters, fates, absorbed };
+}
+
+/**
+ * SPEC §3: negative, or more than MAX_CLOCK_SKEW_MS ahead of the engine's clock when read. The
+ * engine reads a record no earlier than it was written, so it sees it at most this far ahead; a
+ * part planned as future is stamped far enough ahead that it is still future when read (config).
+ */
+function clockProblem(r: ModelRecord, rules: ModelRules): { cls: DeadLetterClass; detail: string } | undefined {
+  if (r.timestamp < 0) return { cls: "BAD_TIMESTAMP", detail: `timestamp ${r.timestamp} is negative: the record has no usable event time` };
+  const ahead = r.timestamp - r.producedAt;
+  if (ahead > rules.maxClockSkewMs) {
+    return { cls: "FUTURE_TIMESTAMP", detail: `stamped ${ahead} ms ahead of the engine's clock (MAX_CLOCK_SKEW_MS=${rules.maxClockSkewMs})` };
+  }
+  return undefined;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The value decides validity, not the key: a valid part keyed by anything but its carId (its
+ * partId, no key) is re-keyed and joined by carId (SPEC §8, §9). The shared validator still
+ * reports such a record as KEY_MISMATCH, which is checked last, so the value is a valid part.
+ */
+function validateValue(kind: PartKind, key: string | null, value: Uint8Array | null, maxPartBytes: number): Validation {
+  const v = validatePart(kind, key, value, maxPartBytes);
+  if (v.ok || v.cls !== "KEY_MISMATCH") return v;
+  return { ok: true, part: JSON.parse(decoder.decode(value!)) as Part };
 }
 
 function newCar(carId: string, firstPartAt: number): ModelCar {

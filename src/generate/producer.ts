@@ -1,12 +1,12 @@
 // The shell of the generator: drives the scheduler with the wall clock and writes its records
 // to Kafka with an idempotent producer keyed like the Java client. Records are sent in order,
 // one batch at a time, so each car's records reach the log in their timestamp order.
-import type { Message, TopicMessages } from "kafkajs";
+import { ConfigResourceTypes, type Admin, type Message, type TopicMessages } from "kafkajs";
 import type { KafkaSettings } from "../config.ts";
-import { topicsOf } from "../config.ts";
+import { ConfigError, topicsOf } from "../config.ts";
 import type { InputRole } from "../domain.ts";
 import { INPUT_ROLES } from "../domain.ts";
-import { createKafka, ensureTopics, murmur2Partitioner } from "../kafka.ts";
+import { createKafka, ensureTopics, murmur2Partitioner, TIMESTAMP_GUARD } from "../kafka.ts";
 import type { Plan } from "./plan.ts";
 import { partitionFor, type SentRecord } from "./placement.ts";
 import { Scheduler } from "./schedule.ts";
@@ -36,10 +36,30 @@ export interface SendResult {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A topic with the broker-side clock guard refuses a future-stamped part (INVALID_TIMESTAMP) and
+ * with it the rest of its produce request: say so before sending anything.
+ */
+async function requireNoGuard(admin: Admin, topics: string[], aheadMs: number): Promise<void> {
+  const res = await admin.describeConfigs({
+    resources: topics.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: [TIMESTAMP_GUARD] })),
+    includeSynonyms: false,
+  });
+  for (const r of res.resources) {
+    const limit = Number(r.configEntries.find((e) => e.configName === TIMESTAMP_GUARD)?.configValue ?? Infinity);
+    if (limit < aheadMs) {
+      throw new ConfigError(
+        `FUTURE_STAMPED: topic ${r.resourceName} has ${TIMESTAMP_GUARD}=${limit}, so the broker refuses parts stamped FUTURE_AHEAD_MS=${aheadMs} ahead; use input topics without that guard (as a user's existing topics may be)`,
+      );
+    }
+  }
+}
+
 export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOptions): Promise<SendResult> {
   const topics = topicsOf(settings);
   const topicOf: Record<InputRole, string> = { body: topics.body, engine: topics.engine, remoteControl: topics.remoteControl, wheel: topics.wheel };
-  const kafka = createKafka(settings, `rccar-generator-${process.pid}`);
+  // A producer rides out a broker restart (~15 s), as a real one's delivery timeout would.
+  const kafka = createKafka(settings, `rccar-generator-${process.pid}`, { retry: "restart" });
 
   const admin = kafka.admin();
   await admin.connect();
@@ -48,12 +68,14 @@ export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOp
     await ensureTopics(admin, settings);
     const meta = await admin.fetchTopicMetadata({ topics: INPUT_ROLES.map((r) => topicOf[r]) });
     for (const t of meta.topics) partitions.set(t.name, t.partitions.length);
+    if (plan.stats.futureStamped > 0) await requireNoGuard(admin, INPUT_ROLES.map((r) => topicOf[r]), plan.options.futureAheadMs);
   } finally {
     await admin.disconnect();
   }
 
   // Idempotent: a retried produce request never duplicates a record, so duplicates are only
   // the ones the plan sends on purpose.
+  // Idempotence keeps a batch retried across a broker restart from being written twice.
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner });
   await producer.connect();
   const sent: SentRecord[] = [];

@@ -1,12 +1,16 @@
 // When each planned record goes out, and its timestamp. Pure: the producer drives it with the
 // wall clock, tests and dry runs with a virtual one. Timestamps are the send times, strictly
-// increasing per car so the order of a car's records is unambiguous.
+// increasing per car so the order of a car's records is unambiguous; a record with a planned
+// wrong clock gets the send time plus its offset, or its fixed bad value, and takes no part in
+// that order.
 import { MinHeap } from "../heap.ts";
 import type { Plan, PlannedRecord } from "./plan.ts";
 
 export interface Stamped {
   record: PlannedRecord;
   timestamp: number;
+  /** The clock when the record was taken for sending: no engine can read it earlier. */
+  sentAt: number;
 }
 
 interface Due {
@@ -67,9 +71,15 @@ export class Scheduler {
       } else {
         record = this.heap.pop()!.record;
       }
-      const timestamp = Math.max(now, (this.lastTs.get(record.carIndex) ?? -Infinity) + 1);
-      this.lastTs.set(record.carIndex, timestamp);
-      out.push({ record, timestamp });
+      const clock = record.clock;
+      let timestamp: number;
+      if (clock === undefined) {
+        timestamp = Math.max(now, (this.lastTs.get(record.carIndex) ?? -Infinity) + 1);
+        this.lastTs.set(record.carIndex, timestamp);
+      } else {
+        timestamp = "aheadMs" in clock ? now + clock.aheadMs : clock.fixed;
+      }
+      out.push({ record, timestamp, sentAt: now });
       if (record.opensCar) {
         for (const late of this.lateOf.get(record.carIndex) ?? []) {
           this.heap.push({ at: timestamp + late.send.ms, record: late });

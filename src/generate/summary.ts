@@ -23,6 +23,10 @@ export function summaryTable(m: Manifest, t: { wallMs: number; busyMs: number })
     ["  absorbed", c.absorbed],
     ["conflicts", c.conflicts],
     ["late parts", c.late],
+    ["future-stamped parts", c.futureStamped],
+    ["negative-timestamp parts", c.badTimestamp],
+    [`keys (--key-by ${m.options.keyBy})`, `${c.keying.carId} carId / ${c.keying.partId} partId / ${c.keying.none} none`],
+    ["cars over several partitions", c.carsSpanningPartitions],
     ["seconds", (t.wallMs / 1000).toFixed(2)],
     ["records/s overall", t.wallMs > 0 ? Math.round((c.recordsSent * 1000) / t.wallMs) : "-"],
     // Pacing (--rate) and waiting for late parts excluded: what the producer can do.

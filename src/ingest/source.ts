@@ -87,9 +87,13 @@ export class InputSource {
       for (const role of INPUT_ROLES) for (const p of assignment[this.options.topics[role]] ?? []) partitions.add(p);
       this.assigned = [...partitions].sort((a, b) => a - b);
       this.positions.clear();
-      void this.initPositions().then(() => {
-        if (current()) this.listener.onAssignment(this.assigned);
-      });
+      // Positions only serve the lag and the log-end probe: without them (offsets not
+      // readable yet on a brand-new topic) they start at the first record delivered.
+      void this.initPositions()
+        .catch((e: Error) => this.options.log?.(`source: committed offsets not readable yet (${e.message}); positions start at the first record`))
+        .then(() => {
+          if (current()) this.listener.onAssignment(this.assigned);
+        });
     });
     // Batches that held only control records or aborted data skip eachBatch but move the position.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
@@ -210,11 +214,28 @@ export class InputSource {
   }
 
   pause(role: InputRole, partition: number): void {
-    this.consumer.pause([{ topic: this.options.topics[role], partitions: [partition] }]);
+    this.whenRunning(() => this.consumer.pause([{ topic: this.options.topics[role], partitions: [partition] }]));
   }
 
   resume(role: InputRole, partition: number): void {
-    this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]);
+    this.whenRunning(() => this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]));
+  }
+
+  /** The topic-partitions the consumer has paused, as `topic:partition` (its own record, not ours). */
+  paused(): string[] {
+    return this.consumer.paused().flatMap((tp) => tp.partitions.map((p) => this.key(tp.topic, p)));
+  }
+
+  /**
+   * A consumer that replaced a crashed one is not running until its first join; it has
+   * nothing paused, so a pause or resume meant for its predecessor has nothing to act on.
+   */
+  private whenRunning(act: () => void): void {
+    try {
+      act();
+    } catch (e) {
+      if (!/consumer#run must be called first/.test((e as Error).message)) throw e;
+    }
   }
 
   /** Rewinds a topic-partition to `offset` (e.g. the committed offset after taking ownership). */

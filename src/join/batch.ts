@@ -2,7 +2,7 @@
 // the main thread, moved to the worker (no copy, no structured clone), read back there.
 import type { InputRole } from "../domain.ts";
 import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
-import type { Released } from "../ingest/merge.ts";
+import type { Released } from "../ingest/index.ts";
 import { META_FIELDS, type PartitionBatch, type RawRecord } from "./protocol.ts";
 
 /** Packs records into two fresh buffers that are then moved to the worker, not copied. */

@@ -83,6 +83,11 @@ export class JoinShard {
 
   constructor(private readonly options: JoinOptions) {}
 
+  /** Whether the carId has state (an open window or remembered partIds): a live changelog entry. */
+  holds(carId: string): boolean {
+    return this.cars.has(carId);
+  }
+
   openCars(): number {
     return this.open;
   }
@@ -109,7 +114,7 @@ export class JoinShard {
       entry = this.cars.get(carId);
     }
     // Rule 2.
-    if (entry !== undefined && (entry.open?.holds(part.partId) || remembers(entry.recent, part.partId, timestamp))) {
+    if (entry !== undefined && (entry.open?.holds(carId, part.partId) || remembers(entry.recent, part.partId, timestamp))) {
       this.absorbed++;
       return effects;
     }
@@ -206,24 +211,26 @@ export class JoinShard {
   private close(carId: string, entry: Entry, effects: JoinEffect[]): void {
     const car = entry.open!;
     const missing = car.missing();
-    effects.push({ type: "emit", car: car.toCar(carId, situationFor(missing), missing, this.endOf(car)) });
-    this.leave(carId, entry, car, this.endOf(car), effects);
+    const out = car.toCar(carId, situationFor(missing), missing, this.endOf(car));
+    effects.push({ type: "emit", car: out });
+    this.leave(carId, entry, out, this.endOf(car), effects);
   }
 
   /** A complete car leaves at its completing part's timestamp. */
   private emit(carId: string, entry: Entry, car: OpenCar, situation: "AWAITING_PRICE", at: number, effects: JoinEffect[]): void {
-    effects.push({ type: "emit", car: car.toCar(carId, situation, [], at) });
-    this.leave(carId, entry, car, at, effects);
+    const out = car.toCar(carId, situation, [], at);
+    effects.push({ type: "emit", car: out });
+    this.leave(carId, entry, out, at, effects);
   }
 
   /** The car is out of the join; its partIds stay known for the retention (from `at`, event time). */
-  private leave(carId: string, entry: Entry, car: OpenCar, at: number, effects: JoinEffect[]): void {
+  private leave(carId: string, entry: Entry, car: Car, at: number, effects: JoinEffect[]): void {
     this.emitted++;
     entry.open = undefined;
     this.open--;
     if (this.options.dedupRetentionMs > 0) {
       const until = at + this.options.dedupRetentionMs;
-      this.setRecent(entry, [...(entry.recent ?? []), { partIds: car.partIds(), until }]);
+      this.setRecent(entry, [...(entry.recent ?? []), { partIds: partIdsOf(car), until }]);
       this.timers.add(until, carId);
     }
     this.settle(carId, entry, effects);
@@ -250,6 +257,16 @@ function stateOf(entry: Entry): CarState {
   if (entry.open !== undefined) s.open = entry.open.toState();
   if (entry.recent !== undefined) s.recent = entry.recent as RecentCar[];
   return s;
+}
+
+/** Body, engine, remote control, then the wheels in arrival order. */
+function partIdsOf(car: Car): string[] {
+  const ids: string[] = [];
+  if (car.body) ids.push(car.body.partId);
+  if (car.engine) ids.push(car.engine.partId);
+  if (car.remoteControl) ids.push(car.remoteControl.partId);
+  for (const w of car.wheels) ids.push(w.partId);
+  return ids;
 }
 
 function remembers(recent: readonly RecentCar[] | undefined, partId: string, timestamp: number): boolean {

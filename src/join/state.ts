@@ -3,13 +3,20 @@
 // crosses threads by structured clone.
 import type { Body, Engine, RemoteControl, Wheel } from "../domain.ts";
 
-/** The car's open window: its first part's timestamp and the parts it holds so far. */
+/** The car's open window: its first part's timestamp and the parts it holds so far, packed (car.ts). */
 export interface OpenCarState {
+  firstPartAt: number;
+  /** PackedParts (see car.ts): the parts in arrival order, relative to the carId. */
+  parts: string;
+}
+
+/** How earlier versions wrote an open window: the parsed parts. Still read (codec.ts converts it). */
+export interface LegacyOpenCarState {
   firstPartAt: number;
   body?: Body;
   engine?: Engine;
   remoteControl?: RemoteControl;
-  /** In arrival order (the order they are output in). */
+  /** In arrival order. */
   wheels: Wheel[];
 }
 

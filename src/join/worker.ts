@@ -3,9 +3,9 @@
 // parsing and validation run in parallel, off the main thread). Tasks run one at a time, in
 // the order posted.
 import { workerData } from "piscina";
-import { decodePart } from "../ingest/decode.ts";
-import { JoinShard, type CarState, type JoinEffect } from "./shard.ts";
-import { decodeCarState, encodeCarState } from "../state/codec.ts";
+import { JoinShard } from "./shard.ts";
+import { joinStep } from "./step.ts";
+import { decodeCarState } from "./codec.ts";
 import { recordCount, unpack } from "./batch.ts";
 import { unpackStates } from "./states-batch.ts";
 import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
@@ -50,26 +50,8 @@ export default function run(task: JoinTask): JoinTaskResult {
   switch (task.op) {
     case "process":
       for (const item of task.items) {
-        const { partition, watermark } = item;
-        const shard = shardFor(partition);
-        // Only a car's last state in this task goes to the changelog: encode it once.
-        const states = new Map<string, CarState | null>();
-        const collect = (effects: JoinEffect[]) => {
-          for (const e of effects) {
-            if (e.type === "emit") outputs.push({ type: "emit", partition, car: e.car });
-            else if (e.type === "deadLetter") outputs.push({ type: "deadLetter", partition, source: e.source, reason: e.reason });
-            else states.set(e.carId, e.state);
-          }
-        };
-        for (const r of unpack(item)) {
-          const source = { topic: options.topics[r.role], partition, offset: r.offset };
-          const decoded = decodePart(r.role, r.key, r.value, options.maxPartBytes);
-          if (decoded.ok) collect(shard.onPart(decoded.part, decoded.kind, r.timestamp, source));
-          else outputs.push({ type: "deadLetter", partition, source, reason: decoded.reason });
-        }
+        joinStep(shardFor(item.partition), item.partition, unpack(item), item.watermark, options, outputs);
         partsSinceGc += recordCount(item);
-        collect(shard.onWatermark(watermark));
-        for (const [carId, state] of states) outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
       }
       break;
     case "restore": {

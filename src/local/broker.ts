@@ -1,10 +1,11 @@
 // The local single-node Kafka broker (KRaft) the project downloads with Maven and runs on
 // 127.0.0.1. Idempotent: start twice = one broker; stop kills only the pid it started.
+// KAFKA_VERSION picks the line (4.x by default, 3.9 too); each has its own pom, jars and data.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import { connect } from "node:net";
-import type { KafkaSettings, LocalBrokerSettings } from "../config.ts";
+import type { KafkaSettings, KafkaVersion, LocalBrokerSettings } from "../config.ts";
 import { createKafka, ensureTopics } from "../kafka.ts";
 
 export interface BrokerStatus {
@@ -17,19 +18,64 @@ export interface BrokerStatus {
 export type Log = (line: string) => void;
 
 const projectRoot = resolve(import.meta.dir, "../..");
-const pomPath = join(import.meta.dir, "kafka-broker.pom.xml");
 
 export class BrokerSetupError extends Error {}
 
+/** What differs between the lines: 4.x logs through log4j 2, 3.x through log4j 1 (reload4j). */
+interface KafkaLine {
+  pom: string;
+  logConfigName: string;
+  logConfig: string[];
+  logConfigFlag: (file: string) => string;
+}
+
+const LOG_PATTERN = "[%d] %p %m (%c)%n";
+
+function lineOf(version: KafkaVersion): KafkaLine {
+  const pom = join(import.meta.dir, `kafka-broker-${version}.pom.xml`);
+  if (version.startsWith("3.")) {
+    return {
+      pom,
+      logConfigName: "log4j.properties",
+      logConfig: [
+        "log4j.rootLogger=WARN, stdout",
+        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
+        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
+        `log4j.appender.stdout.layout.ConversionPattern=${LOG_PATTERN}`,
+        "log4j.logger.kafka.server.BrokerServer=INFO",
+      ],
+      logConfigFlag: (file) => `-Dlog4j.configuration=file:${file}`,
+    };
+  }
+  return {
+    pom,
+    logConfigName: "log4j2.properties",
+    logConfig: [
+      "status=warn",
+      "appender.stdout.type=Console",
+      "appender.stdout.name=STDOUT",
+      "appender.stdout.layout.type=PatternLayout",
+      `appender.stdout.layout.pattern=${LOG_PATTERN}`,
+      "rootLogger.level=WARN",
+      "rootLogger.appenderRef.stdout.ref=STDOUT",
+      "logger.broker.name=kafka.server.BrokerServer",
+      "logger.broker.level=INFO",
+    ],
+    logConfigFlag: (file) => `-Dlog4j2.configurationFile=${file}`,
+  };
+}
+
 function paths(s: LocalBrokerSettings) {
-  const dir = resolve(projectRoot, s.dataDir);
+  // Storage formats differ between lines (a 4.x log cannot be opened by 3.9): one dir per release.
+  const dir = resolve(projectRoot, s.dataDir || `.local/kafka-${s.version}`);
   return {
     dir,
     libs: join(dir, "libs"),
     libsDone: join(dir, "libs", ".complete"),
     logs: join(dir, "data"),
+    formattedBy: join(dir, "data-formatted-by"),
     config: join(dir, "server.properties"),
-    log4j: join(dir, "log4j.properties"),
+    logConfig: join(dir, lineOf(s.version).logConfigName),
     pid: join(dir, "broker.pid"),
     out: join(dir, "broker.log"),
   };
@@ -43,11 +89,12 @@ function requireCommand(cmd: string, args: string[], what: string): void {
 /** Downloads the broker jars once (Maven's own cache makes a second project checkout cheap too). */
 export function fetchBrokerJars(s: LocalBrokerSettings, log: Log): string {
   const p = paths(s);
+  const pomPath = lineOf(s.version).pom;
   const pom = readFileSync(pomPath, "utf8");
-  // The marker holds the pom it was made from: a version bump in the pom refetches.
+  // The marker holds the pom it was made from: another KAFKA_VERSION or a bumped pom refetches.
   if (existsSync(p.libsDone) && readFileSync(p.libsDone, "utf8") === pom) return p.libs;
   requireCommand("mvn", ["--version"], "Apache Maven (apt-get install maven)");
-  log(`fetching the Kafka broker from Maven Central into ${p.libs} ...`);
+  log(`fetching Apache Kafka ${s.version} from Maven Central into ${p.libs} ...`);
   rmSync(p.libs, { recursive: true, force: true });
   const r = spawnSync(
     "mvn",
@@ -133,33 +180,40 @@ function writeConfig(s: LocalBrokerSettings): void {
       "",
     ].join("\n"),
   );
-  writeFileSync(
-    p.log4j,
-    [
-      "log4j.rootLogger=WARN, stdout",
-      "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
-      "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
-      "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n",
-      "log4j.logger.kafka.server.BrokerServer=INFO",
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(p.logConfig, [...lineOf(s.version).logConfig, ""].join("\n"));
 }
 
-function java(libs: string, log4j: string, args: string[], heap?: string): string[] {
-  return ["java", ...(heap ? [`-Xms${heap}`, `-Xmx${heap}`] : []), `-Dlog4j.configuration=file:${log4j}`, "-cp", `${libs}/*`, ...args];
+function java(s: LocalBrokerSettings, args: string[], heap?: string): string[] {
+  const p = paths(s);
+  const logFlag = lineOf(s.version).logConfigFlag(p.logConfig);
+  return ["java", ...(heap ? [`-Xms${heap}`, `-Xmx${heap}`] : []), logFlag, "-cp", `${p.libs}/*`, ...args];
 }
 
-function formatStorage(s: LocalBrokerSettings, libs: string, log: Log): void {
+/** One release's storage in another's hands fails late and obscurely (3.9 cannot read 4.x's): refuse it up front. */
+function refuseOtherReleasesData(s: LocalBrokerSettings): void {
+  const p = paths(s);
+  if (!existsSync(join(p.logs, "meta.properties"))) return;
+  // Data from before KAFKA_VERSION existed was always 3.9.1's.
+  const formattedBy = existsSync(p.formattedBy) ? readFileSync(p.formattedBy, "utf8").trim() : "3.9.1";
+  if (formattedBy !== s.version) {
+    throw new BrokerSetupError(
+      `${p.logs} holds data of Kafka ${formattedBy}, not KAFKA_VERSION=${s.version}: set KAFKA_DATA_DIR to another directory (or delete that one)`,
+    );
+  }
+}
+
+function formatStorage(s: LocalBrokerSettings, log: Log): void {
   const p = paths(s);
   if (existsSync(join(p.logs, "meta.properties"))) return;
   log(`formatting KRaft storage in ${p.logs}`);
-  const id = spawnSync("java", ["-cp", `${libs}/*`, "kafka.tools.StorageTool", "random-uuid"], { encoding: "utf8" });
+  const [javaCmd, ...uuidArgs] = java(s, ["kafka.tools.StorageTool", "random-uuid"]);
+  const id = spawnSync(javaCmd!, uuidArgs, { encoding: "utf8" });
   const clusterId = id.stdout.trim().split("\n").pop() ?? "";
   if (id.status !== 0 || clusterId === "") throw new BrokerSetupError(`could not make a cluster id: ${id.stderr.trim()}`);
-  const [cmd, ...args] = java(libs, p.log4j, ["kafka.tools.StorageTool", "format", "-t", clusterId, "-c", p.config]);
+  const [cmd, ...args] = java(s, ["kafka.tools.StorageTool", "format", "-t", clusterId, "-c", p.config]);
   const r = spawnSync(cmd!, args, { encoding: "utf8" });
   if (r.status !== 0) throw new BrokerSetupError(`formatting storage failed: ${(r.stdout + r.stderr).trim()}`);
+  writeFileSync(p.formattedBy, s.version);
 }
 
 /** Waits until the broker answers metadata, and warms the group and transaction coordinators. */
@@ -229,18 +283,19 @@ export async function startBroker(s: LocalBrokerSettings, k: KafkaSettings, log:
     throw new BrokerSetupError(`port ${s.port} is taken by another process: stop it, set KAFKA_PORT, or set KAFKA_BROKERS to use it`);
   }
   requireCommand("java", ["-version"], "a Java runtime, 17 or newer (apt-get install openjdk-17-jre-headless)");
+  refuseOtherReleasesData(s);
   mkdirSync(p.dir, { recursive: true });
-  const libs = fetchBrokerJars(s, log);
+  fetchBrokerJars(s, log);
   writeConfig(s);
-  formatStorage(s, libs, log);
+  formatStorage(s, log);
   const out = openSync(p.out, "a");
-  const [cmd, ...args] = java(libs, p.log4j, ["kafka.Kafka", p.config], s.heap);
+  const [cmd, ...args] = java(s, ["kafka.Kafka", p.config], s.heap);
   const child = spawn(cmd!, args, { detached: true, stdio: ["ignore", out, out] });
   closeSync(out);
   child.unref();
   if (child.pid === undefined) throw new BrokerSetupError("could not spawn java");
   writeFileSync(p.pid, String(child.pid));
-  log(`broker starting (pid ${child.pid}) on 127.0.0.1:${s.port}, log ${p.out}`);
+  log(`Kafka ${s.version} broker starting (pid ${child.pid}) on 127.0.0.1:${s.port}, log ${p.out}`);
   try {
     await waitForBroker(k, 90_000, log);
   } catch (e) {
@@ -283,6 +338,5 @@ export async function stopBroker(s: LocalBrokerSettings, log: Log, signal: "SIGT
 
 /** The java command line of one of Kafka's console tools, for looking at topics by hand. */
 export function toolCommand(s: LocalBrokerSettings, mainClass: string, args: string[]): string[] {
-  const p = paths(s);
-  return java(p.libs, p.log4j, [mainClass, ...args]);
+  return java(s, [mainClass, ...args]);
 }

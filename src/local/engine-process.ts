@@ -2,7 +2,7 @@
 // that must SIGKILL it: start and wait for /ready, read /metrics, kill -9, SIGTERM.
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { scrapeMetrics, type EngineCounters } from "../engine/scrape.ts";
+import { scrapeMetrics, type EngineCounters } from "../engine/index.ts";
 import { freePort } from "./ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -30,6 +30,12 @@ export class EngineProcess {
 
   /** Starts the engine process and waits until /ready says every partition is restored. */
   async start(readyTimeoutMs = 60_000): Promise<void> {
+    await this.spawn();
+    await this.waitReady(readyTimeoutMs);
+  }
+
+  /** Starts the engine process without waiting for it. */
+  async spawn(): Promise<void> {
     mkdirSync(this.logDir, { recursive: true });
     this.port = await freePort();
     const log = openSync(join(this.logDir, `${this.name}.log`), "a");
@@ -41,7 +47,6 @@ export class EngineProcess {
     });
     closeSync(log);
     this.starts++;
-    await this.waitReady(readyTimeoutMs);
   }
 
   async waitReady(timeoutMs: number): Promise<void> {
@@ -55,6 +60,20 @@ export class EngineProcess {
       if (Date.now() > deadline) throw new Error(`engine ${this.name} not ready within ${timeoutMs} ms`);
       await Bun.sleep(100);
     }
+  }
+
+  /** /ready's body: processed and not-yet-processed partitions (undefined when it does not answer). */
+  async status(): Promise<{ ready: boolean; partitions: number[]; restoring: number[] } | undefined> {
+    return fetch(`${this.url}/ready`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.json() as Promise<{ ready: boolean; partitions: number[]; restoring: number[] }>)
+      .catch(() => undefined);
+  }
+
+  /** /health's body: ok, and the stalled partitions with their reasons. */
+  async health(): Promise<{ ok: boolean; stalls: { partition: number; reason: string; forMs: number }[] } | undefined> {
+    return fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.json() as Promise<{ ok: boolean; stalls: { partition: number; reason: string; forMs: number }[] }>)
+      .catch(() => undefined);
   }
 
   async metrics(): Promise<EngineCounters | undefined> {

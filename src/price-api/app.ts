@@ -4,6 +4,7 @@
 import { Hono } from "hono";
 import type { PriceApiSettings } from "../config.ts";
 import { catalogPriceCents, centsToAmount } from "../domain.ts";
+import { faultyAnswer, invalidFaultTable } from "./faults.ts";
 
 export interface PriceApiStats {
   /** Requests answered 200. */
@@ -18,9 +19,11 @@ export interface PriceApiStats {
   /** The most admitted requests ever open at once: a client that respects the cap keeps it ≤ cap. */
   maxConcurrencySeen: number;
   requests: number;
+  /** Requests answered 200 with an unusable body from the fault table. */
+  faulty: number;
 }
 
-export type Behaviour = Pick<PriceApiSettings, "delayMinMs" | "delayMaxMs" | "failRate" | "hangRate">;
+export type Behaviour = Pick<PriceApiSettings, "delayMinMs" | "delayMaxMs" | "failRate" | "hangRate" | "faults">;
 
 export interface PriceApi {
   app: Hono;
@@ -28,7 +31,7 @@ export interface PriceApi {
   reconfigure(change: Partial<Behaviour>): Behaviour;
 }
 
-const zeroStats = (): PriceApiStats => ({ served: 0, failed: 0, hung: 0, rejected: 0, inFlight: 0, maxConcurrencySeen: 0, requests: 0 });
+const zeroStats = (): PriceApiStats => ({ served: 0, failed: 0, hung: 0, rejected: 0, inFlight: 0, maxConcurrencySeen: 0, requests: 0, faulty: 0 });
 
 /** Checks a behaviour change; returns the reason it is refused, or undefined. */
 export function invalidBehaviour(b: Behaviour): string | undefined {
@@ -37,12 +40,12 @@ export function invalidBehaviour(b: Behaviour): string | undefined {
   if (!ms(b.delayMinMs) || !ms(b.delayMaxMs)) return "delays must be integers in 0..600000";
   if (b.delayMinMs > b.delayMaxMs) return "delayMinMs must be <= delayMaxMs";
   if (!rate(b.failRate) || !rate(b.hangRate) || b.failRate + b.hangRate > 1) return "failRate and hangRate must be in 0..1 with a sum <= 1";
-  return undefined;
+  return invalidFaultTable(b.faults);
 }
 
 export function createPriceApi(settings: PriceApiSettings, options: { random?: () => number } = {}): PriceApi {
   const random = options.random ?? Math.random;
-  let behaviour: Behaviour = { delayMinMs: settings.delayMinMs, delayMaxMs: settings.delayMaxMs, failRate: settings.failRate, hangRate: settings.hangRate };
+  let behaviour: Behaviour = { delayMinMs: settings.delayMinMs, delayMaxMs: settings.delayMaxMs, failRate: settings.failRate, hangRate: settings.hangRate, faults: settings.faults };
   let stats = zeroStats();
   const app = new Hono();
 
@@ -73,12 +76,24 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
       release();
       return c.body(null, 499 as never);
     }
-    await Bun.sleep(delay);
-    release();
+    // A client that gives up (its timeout) ends the request: the slot is free from then on,
+    // as with a real server that notices the closed connection.
+    const aborted = await sleepUnlessAborted(delay, c.req.raw.signal);
+    if (aborted) {
+      release();
+      return c.body(null, 499 as never);
+    }
     if (roll < behaviour.hangRate + behaviour.failRate) {
+      release();
       stats.failed++;
       return c.json({ error: "injected failure" }, 503);
     }
+    if (Object.hasOwn(behaviour.faults, sku)) {
+      stats.faulty++;
+      // The slot stays taken until the answer is sent or given up (a trickle takes seconds).
+      return faultyAnswer(behaviour.faults[sku]!, sku, centsToAmount(catalogPriceCents(sku)), once(release));
+    }
+    release();
     stats.served++;
     return c.json({ sku, price: centsToAmount(catalogPriceCents(sku)) });
   });
@@ -92,6 +107,8 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
     for (const k of ["delayMinMs", "delayMaxMs", "failRate", "hangRate"] as const) {
       if (body[k] !== undefined) next[k] = Number(body[k]);
     }
+    // The fault table is replaced whole: {} clears it.
+    if (body.faults !== undefined) next.faults = body.faults;
     const invalid = invalidBehaviour(next);
     if (invalid) return c.json({ error: invalid }, 400);
     behaviour = next;
@@ -113,4 +130,28 @@ export function createPriceApi(settings: PriceApiSettings, options: { random?: (
       return behaviour;
     },
   };
+}
+
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (!called) fn();
+    called = true;
+  };
+}
+
+/** Waits `ms`; resolves early with true when the client aborts the request. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }

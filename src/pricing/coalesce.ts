@@ -28,13 +28,16 @@ interface WaitingCar {
   since: number;
   deadline: number;
   skus: Set<string>;
+  /** The SKU of each of its parts, in part order (a SKU twice counts twice in the total). */
+  partSkus: string[];
   cents: Map<string, number>;
   /** Each distinct failure reason and how often it happened: the car's error names them all. */
   failures?: Map<string, number>;
 }
 
 interface SkuState {
-  waiters: Set<string>;
+  /** The cars waiting for this SKU (forget() takes a car out of every SKU's set). */
+  waiters: Set<WaitingCar>;
   inFlightSentAt?: number;
   attempts: number;
   notBefore: number;
@@ -84,7 +87,8 @@ export class PriceCoalescer {
   add(car: Car, since: number, now: number): void {
     const key = carKey(car);
     if (this.cars.has(key)) return;
-    const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partsOfCar(car).map((p) => p.sku)), cents: new Map() };
+    const partSkus = partsOfCar(car).map((p) => p.sku);
+    const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partSkus), partSkus, cents: new Map() };
     this.cars.set(key, w);
     this.deadlines.push(w);
     for (const sku of w.skus) {
@@ -94,7 +98,7 @@ export class PriceCoalescer {
         continue;
       }
       const s = this.sku(sku);
-      s.waiters.add(key);
+      s.waiters.add(w);
       this.enqueue(sku, s);
     }
     this.finishIfPriced(w, now);
@@ -141,15 +145,11 @@ export class PriceCoalescer {
     s.inFlightSentAt = undefined;
     s.attempts = 0;
     s.notBefore = now;
-    for (const key of [...s.waiters]) {
-      const w = this.cars.get(key);
-      if (!w) {
-        s.waiters.delete(key);
-        continue;
-      }
+    // Deleting the entry being visited (here and in forget) is safe while iterating a Set.
+    for (const w of s.waiters) {
       if (w.since > req.sentAt) continue; // began waiting after the request left: needs a fresher one
       w.cents.set(req.sku, cents);
-      s.waiters.delete(key);
+      s.waiters.delete(w);
       this.finishIfPriced(w, now);
     }
     this.enqueue(req.sku, s);
@@ -161,10 +161,7 @@ export class PriceCoalescer {
     s.inFlightSentAt = undefined;
     s.notBefore = now + backoffMs(s.attempts, this.options.retryBaseMs, this.options.retryMaxMs, this.options.random);
     s.attempts++;
-    for (const key of s.waiters) {
-      const w = this.cars.get(key);
-      if (w) (w.failures ??= new Map()).set(reason, (w.failures.get(reason) ?? 0) + 1);
-    }
+    for (const w of s.waiters) (w.failures ??= new Map()).set(reason, (w.failures.get(reason) ?? 0) + 1);
     this.enqueue(req.sku, s);
   }
 
@@ -225,7 +222,7 @@ export class PriceCoalescer {
   private finishIfPriced(w: WaitingCar, now: number): void {
     if (w.cents.size < w.skus.size) return;
     let total = 0;
-    for (const p of partsOfCar(w.car)) total += w.cents.get(p.sku)!;
+    for (const sku of w.partSkus) total += w.cents.get(sku)!;
     const prices: Record<string, number> = {};
     for (const [sku, cents] of w.cents) prices[sku] = centsToAmount(cents);
     this.finished.push({ ...w.car, situation: "COMPLETED", prices, totalPrice: centsToAmount(total), pricedAt: now });
@@ -234,7 +231,7 @@ export class PriceCoalescer {
 
   private forget(w: WaitingCar): void {
     this.cars.delete(w.key);
-    for (const sku of w.skus) this.skus.get(sku)?.waiters.delete(w.key);
+    for (const sku of w.skus) this.skus.get(sku)?.waiters.delete(w);
     // Rebuilding costs O(waiting) once per ~waiting forgotten cars: O(1) amortised.
     if (this.deadlines.size > 2 * this.cars.size + 64) {
       this.deadlines = newDeadlineHeap();

@@ -1,8 +1,9 @@
 // The pricing dispatcher's shell: HTTP requests to the price API under a hard cap of open
 // requests, a token bucket, a per-request timeout, and a timer that enforces deadlines even
 // when no response ever comes. The policy itself is PriceCoalescer's.
+import { engineSpec } from "../config.ts";
 import type { Car } from "../domain.ts";
-import { amountToCents } from "../domain.ts";
+import { judgeAnswer } from "./answer.ts";
 import { PriceCoalescer, type PriceRequest } from "./coalesce.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -20,10 +21,12 @@ export interface DispatcherOptions {
   retryBaseMs: number;
   retryMaxMs: number;
   maxWaitingCars: number;
+  /** PRICE_MAX_AMOUNT: a larger price is a failed answer (default the setting's default). */
+  maxAmount?: number;
   random?: () => number;
   now?: () => number;
-  /** Called with each request's latency in ms and whether it succeeded. */
-  onRequest?: (ms: number, ok: boolean) => void;
+  /** Called with each request's latency in ms and, when it failed, why. */
+  onRequest?: (ms: number, error?: string) => void;
 }
 
 export class PricingDispatcher {
@@ -40,9 +43,11 @@ export class PricingDispatcher {
   private waitingBefore = 0;
   /** Since when the current state (cars waiting or not, requests open) has held. */
   private lastSample: number;
+  private readonly maxAmount: number;
 
   constructor(private readonly options: DispatcherOptions) {
     this.now = options.now ?? Date.now;
+    this.maxAmount = options.maxAmount ?? engineSpec.priceMaxAmount.default;
     this.policy = new PriceCoalescer({
       deadlineMs: options.deadlineMs,
       maxWaitingCars: options.maxWaitingCars,
@@ -191,7 +196,7 @@ export class PricingDispatcher {
       // its next request waits for the pump below, after the cars it priced are gone.
       if (!this.stopped) this.fill(now);
       const ok = "cents" in result;
-      this.options.onRequest?.(performance.now() - started, ok);
+      this.options.onRequest?.(performance.now() - started, ok ? undefined : result.error);
       if (ok) this.policy.succeeded(req, result.cents, now);
       else this.policy.failed(req, result.error, now);
       this.pump();
@@ -200,11 +205,13 @@ export class PricingDispatcher {
       .then(async (res) => {
         if (res.status !== 200) {
           await res.body?.cancel().catch(() => {});
-          return { error: `HTTP ${res.status}` };
+          return judgeAnswer(req.sku, res.status, "", this.maxAmount);
         }
-        const body = (await res.json().catch(() => undefined)) as { price?: unknown } | undefined;
-        const cents = typeof body?.price === "number" ? amountToCents(body.price) : null;
-        return cents === null ? { error: "bad JSON: no price in whole cents" } : { cents };
+        // A body cut or trickling past the timeout rejects here: a connection error or the abort.
+        const verdict = judgeAnswer(req.sku, res.status, await res.text(), this.maxAmount);
+        // A bad body is this SKU's problem (the service answers others well): the car's error,
+        // which lists reasons for all its SKUs together, says which SKU got which answer.
+        return "error" in verdict ? { error: `${req.sku}: ${verdict.error}` } : verdict;
       })
       .catch((e: unknown) => {
         const reason = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? "aborted") : `connection error: ${(e as Error).message}`;

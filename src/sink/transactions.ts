@@ -31,6 +31,9 @@ export class FencedError extends Error {}
  * sat in open() for minutes with no error. Past this the caller gets an error and rebuilds.
  */
 const OPEN_TIMEOUT_MS = 30_000;
+/** How long one transaction may take (kafkajs retries a broken connection for up to ~50 s). */
+const COMMIT_TIMEOUT_MS = 30_000;
+const CLOSE_TIMEOUT_MS = 5_000;
 
 export class PartitionSink {
   private producer: Producer | undefined;
@@ -62,26 +65,21 @@ export class PartitionSink {
       const tx = await producer.transaction();
       await tx.abort();
     })();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`opening transactional id ${this.transactionalId} took more than ${OPEN_TIMEOUT_MS} ms`)), OPEN_TIMEOUT_MS);
-    });
     try {
-      await Promise.race([opening, timedOut]);
+      await bounded(opening, OPEN_TIMEOUT_MS, `opening transactional id ${this.transactionalId}`);
     } catch (e) {
       // Whenever the abandoned attempt settles, its connections go; the next open() fences it.
       void opening.catch(() => {}).finally(() => producer.disconnect().catch(() => {}));
       throw e;
-    } finally {
-      clearTimeout(timer);
     }
     this.producer = producer;
   }
 
   /**
    * Writes the records and commits the consumed offsets in one transaction. On failure the
-   * transaction is aborted (or abandoned, the next open() aborts it) and the error rethrown;
-   * the caller retries the same content, which is safe because nothing of it became visible.
+   * transaction is aborted (or abandoned: the next open() aborts it) and the error rethrown.
+   * Its outcome is then unknown (the broker may have committed before the connection broke):
+   * the caller rebuilds from what Kafka holds rather than retrying.
    */
   async commit(records: readonly OutRecord[], offsets: readonly ConsumedOffset[]): Promise<void> {
     if (records.length === 0 && offsets.length === 0) return;
@@ -89,29 +87,30 @@ export class PartitionSink {
     if (!producer) throw new Error(`sink ${this.transactionalId} is not open`);
     const tx = await producer.transaction();
     try {
-      for (const topicMessages of sendRounds(records)) await tx.sendBatch({ acks: -1, topicMessages });
-      if (offsets.length > 0) {
-        const topics = new Map<string, { partition: number; offset: string }[]>();
-        for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
-        await tx.sendOffsets({ consumerGroupId: this.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) });
-      }
-      await tx.commit();
+      const writing = (async () => {
+        for (const topicMessages of sendRounds(records)) await tx.sendBatch({ acks: -1, topicMessages });
+        if (offsets.length > 0) {
+          const topics = new Map<string, { partition: number; offset: string }[]>();
+          for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
+          await tx.sendOffsets({ consumerGroupId: this.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) });
+        }
+        await tx.commit();
+      })();
+      // A commit that takes this long is treated as failed (outcome unknown): the caller
+      // rebuilds from Kafka, and the next open() of this id fences the abandoned attempt.
+      await bounded(writing, COMMIT_TIMEOUT_MS, `transaction of ${this.transactionalId}`);
     } catch (e) {
-      await tx.abort().catch(() => {});
+      await bounded(tx.abort(), CLOSE_TIMEOUT_MS, "abort").catch(() => {});
       if (isFenced(e)) throw new FencedError(`${this.transactionalId} was fenced by a newer owner: ${(e as Error).message}`);
       throw e;
     }
   }
 
-  /** Drops the producer after a failed transaction so the next open() starts a clean epoch. */
-  async reset(): Promise<void> {
+  /** Disconnects (bounded: after a broker restart a disconnect can hang; the next open() fences whatever is left). */
+  async close(): Promise<void> {
     const p = this.producer;
     this.producer = undefined;
-    await p?.disconnect().catch(() => {});
-  }
-
-  async close(): Promise<void> {
-    await this.reset();
+    if (p) await bounded(p.disconnect(), CLOSE_TIMEOUT_MS, `closing ${this.transactionalId}`).catch(() => {});
   }
 }
 
@@ -151,4 +150,17 @@ function sendRounds(records: readonly OutRecord[]): { topic: string; messages: M
 function isFenced(e: unknown): boolean {
   const type = (e as { type?: string }).type ?? "";
   return type === "INVALID_PRODUCER_EPOCH" || type === "PRODUCER_FENCED" || /fenced|epoch/i.test(String((e as Error).message));
+}
+
+/** Rejects when `work` has not settled within `ms`; the work itself goes on, its result unused. */
+async function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

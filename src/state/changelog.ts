@@ -60,7 +60,12 @@ export interface RestoreOptions {
  * position always moves past whole batches (also empty or aborted ones). A partition is done
  * when its position reaches the last stable offset of the latest response.
  */
-export async function restorePartitions(kafka: Kafka, topic: string, partitions: readonly number[], options: RestoreOptions = {}): Promise<RestoredPartition[]> {
+export async function restorePartitions(
+  kafka: Kafka,
+  topic: string,
+  partitions: readonly number[],
+  options: RestoreOptions = {},
+): Promise<RestoredPartition[]> {
   if (partitions.length === 0) return [];
   const cluster = clusterOf(kafka);
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
@@ -98,7 +103,8 @@ async function restorePartition(cluster: Cluster, topic: string, partition: numb
       // A leader that moved, a partition not yet loaded: retriable; anything else is not.
       if (response.errorCode !== 0 && response.errorCode !== OFFSET_OUT_OF_RANGE) throw protocolError(response.errorCode);
     } catch (e) {
-      if (!isRetriable(e) || Date.now() + RETRY_MS > deadline) throw new Error(`restoring ${topic} partition ${partition} at offset ${position}: ${(e as Error).message}`);
+      if (!isRetriable(e) || Date.now() + RETRY_MS > deadline)
+        throw new Error(`restoring ${topic} partition ${partition} at offset ${position}: ${(e as Error).message}`);
       await Bun.sleep(RETRY_MS);
       await cluster.refreshMetadata().catch(() => {});
       continue;
@@ -113,7 +119,8 @@ async function restorePartition(cluster: Cluster, topic: string, partition: numb
     }
     position = await readBatches(response.records, position, new CommittedFilter(response.aborted), visit, inflate);
     if (position >= response.lastStableOffset) return restored;
-    if (Date.now() > deadline) throw new Error(`restoring ${topic} partition ${partition} did not reach the end (offset ${response.lastStableOffset}, at ${position}) in time`);
+    if (Date.now() > deadline)
+      throw new Error(`restoring ${topic} partition ${partition} did not reach the end (offset ${response.lastStableOffset}, at ${position}) in time`);
   }
 }
 
@@ -141,7 +148,9 @@ interface Cluster {
   refreshMetadata(): Promise<void>;
   findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
   findBroker(b: { nodeId: string }): Promise<Broker>;
-  fetchTopicsOffset(topics: Array<{ topic: string; partitions: Array<{ partition: number }>; fromBeginning: boolean }>): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
+  fetchTopicsOffset(
+    topics: Array<{ topic: string; partitions: Array<{ partition: number }>; fromBeginning: boolean }>,
+  ): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
 }
 interface Broker {
   versions: Record<number, { minVersion: number; maxVersion: number }>;
@@ -251,5 +260,10 @@ function protocolError(code: number): Error & { retriable: boolean } {
 
 function isRetriable(e: unknown): boolean {
   const err = e as { retriable?: boolean; name?: string };
-  return err?.retriable === true || err?.name === "KafkaJSConnectionError" || err?.name === "KafkaJSRequestTimeoutError" || err?.name === "KafkaJSConnectionClosedError";
+  return (
+    err?.retriable === true ||
+    err?.name === "KafkaJSConnectionError" ||
+    err?.name === "KafkaJSRequestTimeoutError" ||
+    err?.name === "KafkaJSConnectionClosedError"
+  );
 }

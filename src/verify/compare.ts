@@ -3,8 +3,8 @@
 // letter exactly once with the right class, source and bytes; nothing else. Pure.
 import type { Topics } from "../config.ts";
 import { amountToCents, catalogPriceCents, classOfReason, type Situation } from "../domain.ts";
-import { partsDigest } from "../generate/digest.ts";
-import type { ExpectedCar, ExpectedDeadLetter, Manifest } from "../generate/manifest.ts";
+import { partsDigest } from "../generate/index.ts";
+import type { ExpectedCar, ExpectedDeadLetter, Manifest } from "../generate/index.ts";
 
 export interface FoundRecord {
   topic: string;

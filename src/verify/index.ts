@@ -1,10 +1,13 @@
 // The verifier in-process: read the output topics a manifest names, compare, report.
 import type { KafkaSettings } from "../config.ts";
-import type { Manifest } from "../generate/manifest.ts";
+import type { Manifest } from "../generate/index.ts";
 import { compare, type Report } from "./compare.ts";
 import { readOutputs, type ReadOptions } from "./reader.ts";
 
-export type { Report } from "./compare.ts";
+export { compare, type Report } from "./compare.ts";
+export { readOutputs } from "./reader.ts";
+export { exitCodeOf, formatReport, printReport } from "./report.ts";
+export { OutputWatcher } from "./watch.ts";
 
 export interface VerifyOptions extends Omit<ReadOptions, "expectedRecords"> {
   allowFailedPrice: boolean;

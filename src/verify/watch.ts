@@ -4,7 +4,7 @@
 import type { Consumer } from "kafkajs";
 import type { KafkaSettings, Topics } from "../config.ts";
 import type { Car } from "../domain.ts";
-import type { Manifest } from "../generate/manifest.ts";
+import type { Manifest } from "../generate/index.ts";
 import { createKafka } from "../kafka.ts";
 
 export interface LatencySummary {

@@ -7,7 +7,7 @@ import { startPriceApi, type RunningPriceApi } from "../../src/price-api/server.
 import { compare, type Report } from "../../src/verify/compare.ts";
 import { readOutputs } from "../../src/verify/reader.ts";
 import { formatReport } from "../../src/verify/report.ts";
-import { freshTopics } from "./kafka.ts";
+import { freshTopics, type FreshTopicsOptions } from "./kafka.ts";
 import { EngineProcess } from "../../src/local/engine-process.ts";
 
 export { EngineProcess };
@@ -25,8 +25,11 @@ export interface Stack {
 }
 
 /** Fresh topics, a price API and an engine process (not started) for one test. */
-export async function stack(label: string, opts: { api?: Partial<PriceApiSettings>; engineEnv?: Record<string, string> } = {}): Promise<Stack> {
-  const { settings: kafka, topics } = await freshTopics(label);
+export async function stack(
+  label: string,
+  opts: { api?: Partial<PriceApiSettings>; engineEnv?: Record<string, string>; topics?: FreshTopicsOptions } = {},
+): Promise<Stack> {
+  const { settings: kafka, topics } = await freshTopics(label, {}, opts.topics);
   const api = await priceApi(opts.api);
   const engine = new EngineProcess(`${kafka.topicPrefix}engine`, {
     KAFKA_BROKERS: kafka.brokers.join(","),

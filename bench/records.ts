@@ -1,0 +1,54 @@
+// What the engine wrote to its changelog, read back with read_committed: join states (`j/`)
+// and waiting cars (`p/`), values and tombstones apart. Divided by the cars, it is the
+// "records written per car" the produce path pays for (besides the output record itself).
+import type { KafkaSettings } from "../src/config.ts";
+import { createKafka } from "../src/kafka.ts";
+
+export interface ChangelogCounts {
+  joinValues: number;
+  joinTombstones: number;
+  waitingValues: number;
+  waitingTombstones: number;
+}
+
+export async function countChangelog(kafka: KafkaSettings, topic: string, timeoutMs = 120_000): Promise<ChangelogCounts> {
+  const counts: ChangelogCounts = { joinValues: 0, joinTombstones: 0, waitingValues: 0, waitingTombstones: 0 };
+  const client = createKafka(kafka, "bench-records");
+  const admin = client.admin();
+  await admin.connect();
+  const ends = new Map<number, bigint>();
+  try {
+    for (const o of await admin.fetchTopicOffsets(topic)) if (BigInt(o.high) > BigInt(o.low)) ends.set(o.partition, BigInt(o.high));
+  } finally {
+    await admin.disconnect();
+  }
+  if (ends.size === 0) return counts;
+  const consumer = client.consumer({ groupId: `bench-records-${crypto.randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 200 });
+  const reached = new Map<number, bigint>();
+  // Batches of only control records never reach eachBatch: positions are tracked here.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.topic === topic) reached.set(payload.partition, BigInt(payload.lastOffset));
+  });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          const join = m.key?.[0] === 0x6a; // "j"
+          if (m.value === null) join ? counts.joinTombstones++ : counts.waitingTombstones++;
+          else join ? counts.joinValues++ : counts.waitingValues++;
+        }
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (![...ends].every(([p, end]) => (reached.get(p) ?? -1n) + 1n >= end)) {
+      if (Date.now() > deadline) throw new Error(`counting ${topic}: did not reach the end within ${timeoutMs} ms`);
+      await Bun.sleep(50);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return counts;
+}

@@ -1,0 +1,3 @@
+// Keyed join state and its workers. (worker.ts is the Piscina worker's entry, not exported.)
+export { JoinPool, type JoinPoolOptions, type TickBatch } from "./pool.ts";
+export type { JoinOutput, JoinTaskResult, RawRecord, SourceRef } from "./protocol.ts";

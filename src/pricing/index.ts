@@ -1,0 +1,3 @@
+// Async enrichment: the pricing dispatcher over its pure policy.
+export { judgeAnswer } from "./answer.ts";
+export { PricingDispatcher, type DispatcherOptions } from "./dispatcher.ts";

@@ -1,0 +1,235 @@
+// Lifecycle rules of the engine shell (task.ts, task-manager.ts, thread.ts, pause-gate.ts),
+// in-process with the kit of test/support/shell-kit.ts: fake consumer, sinks and changelog,
+// the join in this thread, a manual clock.
+import { describe, expect, test } from "bun:test";
+import { INPUT_ROLES, type InputRole } from "../src/domain.ts";
+import { findStalls } from "../src/engine/health.ts";
+import { FakeSink, TOPICS, message, partMessage, shell, type Shell } from "./support/shell-kit.ts";
+
+async function owning(s: Shell, partitions: number[]): Promise<void> {
+  s.input.assigned = partitions;
+  s.tasks.assign(partitions);
+  await s.turn();
+  expect(s.tasks.ready()).toBe(true);
+}
+
+/** Evidence that every lane of partition p is at its log end now. */
+function caughtUp(s: Shell, p: number, roles: readonly InputRole[] = INPUT_ROLES): void {
+  for (const role of roles) s.tasks.task(p)!.markCaughtUp(role, s.clock.now());
+}
+
+function wheels(from: number, n: number, at: number): ReturnType<typeof partMessage>[] {
+  return Array.from({ length: n }, (_, i) => partMessage("wheel", `w-car-${from + i}`, `w-${from + i}`, from + i, at));
+}
+
+describe("shell: pauses", () => {
+  test("a lane that filled pauses its topic-partition; the rebuild after a failed commit resumes it and reading goes on", async () => {
+    const s = shell({ maxBufferedRecords: 10 });
+    await owning(s, [0]);
+    const t0 = s.clock.now();
+    s.deliver("engine", 0, [partMessage("engine", "car-e", "e-0", 0, t0)]);
+    caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
+    expect(s.deliver("wheel", 0, wheels(0, 10, t0 + 100))).toBe(10);
+    expect(s.input.isPaused("wheel", 0)).toBe(true);
+
+    // The engine record is released (its commit fails); the wheels wait behind the engine lane,
+    // which is empty and not known to be caught up, so the wheel lane stays full and paused.
+    s.kafka.failNext.add(0);
+    await s.turn();
+    expect(s.events).toContain("commit 0 failed");
+    expect(s.input.isPaused("wheel", 0)).toBe(true);
+
+    // Rebuilt from Kafka: the new task reads from the committed offsets and nothing is paused.
+    s.input.seeks.length = 0;
+    await s.turn();
+    expect(s.events).toContain("closed 0 TaskCorruptedError");
+    expect(s.events.filter((e) => e === "restored 0")).toHaveLength(2);
+    expect(s.input.paused.size).toBe(0);
+    expect(s.input.seeks).toEqual(["body:0@0", "engine:0@0", "remote:0@0", "wheel:0@0"]);
+
+    // The consumer delivers from the committed offsets again; everything is processed and committed.
+    s.deliver("engine", 0, [partMessage("engine", "car-e", "e-0", 0, t0)]);
+    s.deliver("wheel", 0, wheels(0, 10, t0 + 100));
+    caughtUp(s, 0);
+    await s.turn();
+    expect(s.kafka.committed.get("engine:0")).toBe("1");
+    expect(s.kafka.committed.get("wheel:0")).toBe("10");
+    expect(s.input.paused.size).toBe(0);
+  });
+
+  test("revoking a partition gives back every pause its task took", async () => {
+    const s = shell({ maxBufferedRecords: 5 });
+    await owning(s, [0, 1]);
+    s.deliver("wheel", 1, wheels(0, 5, s.clock.now()));
+    expect(s.input.isPaused("wheel", 1)).toBe(true);
+    s.tasks.assign([0]);
+    await s.turn();
+    expect(s.events).toContain("closed 1 revoked");
+    expect(s.input.paused.size).toBe(0);
+  });
+
+  test("release is bounded by the room for waiting cars; a full waiting set pauses every topic-partition until prices free it", async () => {
+    const s = shell({ maxWaitingCars: 3 });
+    await owning(s, [0]);
+    const cars = 10;
+    const at = s.clock.now();
+    // Six parts of each car first: nothing completes, so every release has room.
+    for (let c = 0; c < cars; c++) {
+      s.deliver("body", 0, [partMessage("body", `car-${c}`, `b-${c}`, c, at + c)]);
+      s.deliver("engine", 0, [partMessage("engine", `car-${c}`, `e-${c}`, c, at + c)]);
+      s.deliver("remoteControl", 0, [partMessage("remoteControl", `car-${c}`, `r-${c}`, c, at + c)]);
+      s.deliver("wheel", 0, ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)));
+    }
+    caughtUp(s, 0);
+    for (let turn = 0; turn < 100 && s.kafka.committed.get("wheel:0") !== "30"; turn++) await s.turn();
+    expect(s.kafka.committed.get("wheel:0")).toBe("30");
+    expect(s.pricing.waiting).toBe(0);
+    // Now each released record completes a car.
+    s.deliver("wheel", 0, Array.from({ length: cars }, (_, c) => partMessage("wheel", `car-${c}`, `w-${c}-3`, 30 + c, at + c, "REAR_RIGHT")));
+    caughtUp(s, 0);
+    let maxWaiting = 0;
+    let pausedWhileFull = false;
+    for (let turn = 0; turn < 200 && s.kafka.outputs.length < cars; turn++) {
+      await s.turn();
+      maxWaiting = Math.max(maxWaiting, s.pricing.waiting);
+      if (s.pricing.isFull()) pausedWhileFull ||= INPUT_ROLES.every((r) => s.input.isPaused(r, 0));
+      if (turn % 3 === 2) s.pricing.priceAll(s.clock.now());
+      s.clock.advance(50);
+    }
+    expect(s.kafka.outputs.map((o) => o.key).sort()).toEqual(Array.from({ length: cars }, (_, c) => `car-${c}`).sort());
+    expect(maxWaiting).toBe(3);
+    expect(pausedWhileFull).toBe(true);
+    await s.turn();
+    expect(s.input.paused.size).toBe(0);
+  });
+});
+
+describe("shell: record cache", () => {
+  function deliverCar(s: Shell, carId: string, n: number, at: number): void {
+    s.deliver("body", 0, [partMessage("body", carId, `${carId}-b`, n, at)]);
+    s.deliver("engine", 0, [partMessage("engine", carId, `${carId}-e`, n, at)]);
+    s.deliver("remoteControl", 0, [partMessage("remoteControl", carId, `${carId}-r`, n, at)]);
+    s.deliver("wheel", 0, ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", carId, `${carId}-w${i}`, 4 * n + i, at, pl)));
+    caughtUp(s, 0);
+  }
+  const waitingEntries = (s: Shell) => s.kafka.changelogWrites.filter((r) => r.key!.startsWith("p/")).map((r) => `${r.key}=${r.value === null ? "tombstone" : "entry"}`);
+
+  test("a car assembled and priced before its transaction starts writes no waiting-car entry and no tombstone", async () => {
+    const s = shell({ instantPricing: true });
+    await owning(s, [0]);
+    deliverCar(s, "car-quick", 0, s.clock.now());
+    await s.turn();
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-quick"]);
+    expect(waitingEntries(s)).toEqual([]);
+  });
+
+  test("a car priced after its transaction started writes its waiting-car entry, then the tombstone", async () => {
+    const s = shell();
+    await owning(s, [0]);
+    const at = s.clock.now();
+    deliverCar(s, "car-slow", 0, at);
+    await s.turn();
+    expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`]);
+    s.pricing.priceAll(s.clock.now());
+    await s.turn();
+    expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`, `p/car-slow/${at}=tombstone`]);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-slow"]);
+  });
+});
+
+describe("shell: rewinding and ownership", () => {
+  test("records fetched before the task rewound to its committed offsets are dropped", async () => {
+    const s = shell();
+    await owning(s, [0]);
+    const at = s.clock.now();
+    const engines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => partMessage("engine", `car-${from + i}`, `e-${from + i}`, from + i, at + from + i));
+    caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
+    expect(s.deliver("engine", 0, engines(0, 5))).toBe(5);
+    caughtUp(s, 0);
+    await s.turn();
+    expect(s.kafka.committed.get("engine:0")).toBe("5");
+
+    s.deliver("engine", 0, engines(5, 10));
+    caughtUp(s, 0);
+    s.kafka.failNext.add(0);
+    await s.turn();
+    await s.turn(); // rebuilt: rewound to engine offset 5
+    expect(s.input.seeks).toContain("engine:0@5");
+    // A batch kafkajs fetched before the seek straddles the committed offset, then the refetch.
+    expect(s.deliver("engine", 0, engines(3, 10))).toBe(5);
+    expect(s.deliver("engine", 0, engines(5, 10))).toBe(0);
+    caughtUp(s, 0);
+    await s.turn();
+    expect(s.kafka.committed.get("engine:0")).toBe("10");
+    // Each car's state was written from one engine part each: ten open cars, none doubled.
+    expect([...s.kafka.changelog.get(0)!.keys()].filter((k) => k.startsWith("j/")).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `j/car-${i}`).sort());
+  });
+
+  test("a task fenced by a newer owner is closed as migrated and not taken again before the group had time to move it", async () => {
+    const s = shell();
+    await owning(s, [0]);
+    await new FakeSink(s.kafka, 0).open(); // another instance took partition 0
+    s.deliver("engine", 0, [partMessage("engine", "car-x", "e-x", 0, s.clock.now())]);
+    caughtUp(s, 0);
+    await s.turn();
+    expect(s.events).toContain("commit 0 failed");
+    await s.turn();
+    expect(s.events).toContain("closed 0 TaskMigratedError");
+    expect(s.tasks.task(0)).toBeUndefined();
+    s.clock.advance(5000);
+    await s.turn();
+    expect(s.tasks.task(0)).toBeUndefined();
+    s.clock.advance(1001);
+    await s.turn();
+    expect(s.tasks.task(0)?.state).toBe("running");
+  });
+});
+
+describe("shell: producer clocks (SPEC §3)", () => {
+  test("a record stamped beyond MAX_CLOCK_SKEW_MS, or with no usable timestamp, is one dead letter and moves no watermark", async () => {
+    const s = shell({ maxClockSkewMs: 60_000 });
+    await owning(s, [0]);
+    const now = s.clock.now();
+    caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
+    s.deliver("engine", 0, [
+      partMessage("engine", "car-a", "e-a", 0, now - 10),
+      partMessage("engine", "car-future", "e-f", 1, now + 86_400_000),
+      message(2, -1, "car-b", JSON.stringify({ carId: "car-b", partId: "e-b", sku: "S" })),
+      partMessage("engine", "car-c", "e-c", 3, now + 59_000),
+    ]);
+    await s.turn();
+    const task = s.tasks.task(0)!;
+    expect(task.watermark()).toBe(now + 59_000);
+    const letters = s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq).map((o) => JSON.parse(String(o.value)));
+    expect(letters.map((l) => [l.offset, l.reason.split(":")[0]])).toEqual([
+      ["1", "FUTURE_TIMESTAMP"],
+      ["2", "BAD_TIMESTAMP"],
+    ]);
+    expect(letters[0].reason).toContain("86400000 ms ahead");
+    expect(s.kafka.committed.get("engine:0")).toBe("4");
+    // The two valid cars are open, the future one never joined.
+    expect([...s.kafka.changelog.get(0)!.keys()].sort()).toEqual(["j/car-a", "j/car-c"]);
+  });
+});
+
+describe("shell: liveness", () => {
+  test("a partition with input waiting and no progress for STALL_TIMEOUT_MS is reported, with the reason", async () => {
+    const s = shell({ maxBufferedRecords: 5 });
+    await owning(s, [0]);
+    s.deliver("wheel", 0, wheels(0, 5, s.clock.now()));
+    s.input.lags.set("wheel:0", 100);
+    await s.turn();
+    expect(findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000)).toEqual([]);
+    s.clock.advance(30_000);
+    await s.turn();
+    const stalls = findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000);
+    expect(stalls).toHaveLength(1);
+    expect(stalls[0]!.partition).toBe(0);
+    expect(stalls[0]!.reason).toContain("wheel lane full");
+    // Caught up with nothing waiting is progress, not a stall.
+    s.input.lags.set("wheel:0", 0);
+    caughtUp(s, 0);
+    await s.turn();
+    expect(findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000)).toEqual([]);
+  });
+});
