@@ -137,6 +137,7 @@ export class TaskManager {
       await Promise.all(tasks.map((t) => t.sink.open()));
       let joinStates = 0;
       let waitingCars = 0;
+      const loading: Promise<void>[] = [];
       for (const restored of await changelog.restore(partitions)) {
         const entries: [string, Uint8Array][] = [];
         for (const [key, value] of restored.entries) {
@@ -153,8 +154,11 @@ export class TaskManager {
           }
         }
         joinStates += entries.length;
-        await join.restore(restored.partition, entries);
+        // All partitions' states go to the workers at once: each worker decodes its share
+        // of every partition while the main thread goes on with the next one.
+        loading.push(join.restore(restored.partition, entries));
       }
+      await Promise.all(loading);
       // Records fetched before the fence may predate the previous owner's last commit: start
       // again from the committed offsets, which are final now that the previous owner is fenced.
       const committed = await input.committedOffsets(partitions);

@@ -3,7 +3,7 @@
 // gives a task to any idle worker, which would scatter one car's parts over threads.
 import { Piscina } from "piscina";
 import type { InputRole } from "../domain.ts";
-import type { Released } from "../ingest/merge.ts";
+import type { Released } from "../ingest/index.ts";
 import { moving, pack } from "./batch.ts";
 import { movingStates, packStates } from "./states-batch.ts";
 import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord } from "./protocol.ts";
