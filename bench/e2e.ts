@@ -71,5 +71,11 @@ export async function runE2e(base: KafkaSettings, cars: number, workers: number[
   } finally {
     await api.stop();
   }
-  return { cars: manifest.cars.length, records, preloadRecordsPerSecond: Math.round(records / preloadS), passthroughRecordsPerSecond: Math.round(passRate), engine: runs };
+  return {
+    cars: manifest.cars.length,
+    records,
+    preloadRecordsPerSecond: Math.round(records / preloadS),
+    passthroughRecordsPerSecond: Math.round(passRate),
+    engine: runs,
+  };
 }

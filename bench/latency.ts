@@ -64,7 +64,13 @@ export function stageFigures(text: string): StageFigure[] {
  */
 export const WARMUP_S = 5;
 
-export async function runLatency(base: KafkaSettings, rate: number, seconds: number, brokerPid: number | undefined, progress: (line: string) => void): Promise<LatencyResult> {
+export async function runLatency(
+  base: KafkaSettings,
+  rate: number,
+  seconds: number,
+  brokerPid: number | undefined,
+  progress: (line: string) => void,
+): Promise<LatencyResult> {
   const kafka = await freshPrefix(base, "latency");
   const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0, maxConcurrency: 5 });
   const e = engine(kafka, api, "latency");
@@ -92,7 +98,18 @@ export async function runLatency(base: KafkaSettings, rate: number, seconds: num
     const stages = stageFigures(await fetch(`${e.url}/metrics`).then((r) => r.text()));
     const l = watcher.latencies(manifest);
     const steady = watcher.latencies(manifest, inputBegan + WARMUP_S * 1000);
-    return { rate, seconds, cars: manifest.cars.length, completed: l.completed, incomplete: l.incomplete, completedAfterWarmup: steady.completed, peakRssMb: Math.round(peakRss / 1e6), openCarsSeries: openCars, cpuPercent, stages };
+    return {
+      rate,
+      seconds,
+      cars: manifest.cars.length,
+      completed: l.completed,
+      incomplete: l.incomplete,
+      completedAfterWarmup: steady.completed,
+      peakRssMb: Math.round(peakRss / 1e6),
+      openCarsSeries: openCars,
+      cpuPercent,
+      stages,
+    };
   } finally {
     await watcher.stop();
     await e.kill9();

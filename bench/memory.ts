@@ -54,7 +54,15 @@ export async function runMemory(base: KafkaSettings, cars: number, progress: (li
     }
     const m = await e.metrics();
     const heapMb = Object.fromEntries(Object.entries(m?.heapUsedBytes ?? {}).map(([thread, bytes]) => [thread, mb(bytes)]));
-    return { openCars: m?.openCars ?? 0, peakRssMb: mb(peak), rssMb: mb(m?.rssBytes), idleRssMb: mb(idle), heapMb, idleHeapBytes: idleMetrics.heapUsedBytes, heapBytes: m?.heapUsedBytes };
+    return {
+      openCars: m?.openCars ?? 0,
+      peakRssMb: mb(peak),
+      rssMb: mb(m?.rssBytes),
+      idleRssMb: mb(idle),
+      heapMb,
+      idleHeapBytes: idleMetrics.heapUsedBytes,
+      heapBytes: m?.heapUsedBytes,
+    };
   } finally {
     await e.kill9();
     await api.stop();

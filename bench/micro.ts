@@ -20,7 +20,7 @@ export interface MicroResult {
   hopStopsDominatingAt: number | null;
 }
 
-const wheel = (car: number, p: string): Part => ({ carId: `car-${car}`, partId: `car-${car}-${p}`, sku: `WH-${car % 20}`, placement: p } as Part);
+const wheel = (car: number, p: string): Part => ({ carId: `car-${car}`, partId: `car-${car}-${p}`, sku: `WH-${car % 20}`, placement: p }) as Part;
 
 export async function runMicro(log: (line: string) => void): Promise<MicroResult> {
   const body = { carId: "car-1", partId: "car-1-B", sku: "BD-0001", color: "red", material: "abs", weightKg: 1.25 };
@@ -39,7 +39,17 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
   // pile up: nothing answers): add it, expire, ask for the next deadline, as every add and
   // every response makes the shell do.
   const car = (n: number): Car =>
-    ({ carId: `car-${n}`, situation: "AWAITING_PRICE", missing: [], body: { ...body, carId: `car-${n}` }, engine: { carId: `car-${n}`, partId: `e${n}`, sku: "EN-0001" }, remoteControl: { carId: `car-${n}`, partId: `r${n}`, sku: "RC-0001", channelFrequency: "RF_27" }, wheels: ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((p) => wheel(n, p)), firstPartAt: 0, assembledAt: 0 }) as Car;
+    ({
+      carId: `car-${n}`,
+      situation: "AWAITING_PRICE",
+      missing: [],
+      body: { ...body, carId: `car-${n}` },
+      engine: { carId: `car-${n}`, partId: `e${n}`, sku: "EN-0001" },
+      remoteControl: { carId: `car-${n}`, partId: `r${n}`, sku: "RC-0001", channelFrequency: "RF_27" },
+      wheels: ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((p) => wheel(n, p)),
+      firstPartAt: 0,
+      assembledAt: 0,
+    }) as Car;
   const waitingSet = new PriceCoalescer({ deadlineMs: 1e12, maxWaitingCars: 1e9, cacheTtlMs: 0, retryBaseMs: 100, retryMaxMs: 1000, random: Math.random });
   for (let n = 0; n < 10_000; n++) waitingSet.add(car(n), n, n);
   let nextCar = 10_000;
@@ -85,8 +95,16 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
   let stopsAt: number | null = null;
   for (const n of [1, 10, 100, 1000, 10000]) {
     const rounds = Math.max(5, Math.floor(20000 / n));
-    const objects = Array.from({ length: n }, (_, k) => ({ kind: "WHEEL", part: parts[k % parts.length]!.part, timestamp: k, source: { topic: "t", partition: 0, offset: String(k) } }));
-    const raw = objects.map((o, k) => ({ role: "wheel" as const, record: { offset: String(k), timestamp: k, key: Buffer.from(o.part.carId), value: Buffer.from(JSON.stringify(o.part)) } }));
+    const objects = Array.from({ length: n }, (_, k) => ({
+      kind: "WHEEL",
+      part: parts[k % parts.length]!.part,
+      timestamp: k,
+      source: { topic: "t", partition: 0, offset: String(k) },
+    }));
+    const raw = objects.map((o, k) => ({
+      role: "wheel" as const,
+      record: { offset: String(k), timestamp: k, key: Buffer.from(o.part.carId), value: Buffer.from(JSON.stringify(o.part)) },
+    }));
     const perRecord = async (send: () => Promise<unknown>) => {
       await send();
       const t0 = performance.now();

@@ -17,7 +17,13 @@ export async function runPassthrough(kafka: KafkaSettings, expectedRecords: numb
   const out = `${topics.completed}`;
   const sinks = new Map<number, PartitionSink>();
   const pending = new Map<number, { records: OutRecord[]; offsets: Map<string, string> }>();
-  const consumer = client.consumer({ groupId, readUncommitted: false, partitionAssigners: [coPartitionedAssigner], maxWaitTimeInMs: 100, maxBytesPerPartition: 1 << 20 });
+  const consumer = client.consumer({
+    groupId,
+    readUncommitted: false,
+    partitionAssigners: [coPartitionedAssigner],
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 1 << 20,
+  });
   await consumer.connect();
   for (const role of INPUT_ROLES) await consumer.subscribe({ topic: topics[role], fromBeginning: true });
   const started = Date.now();

@@ -32,7 +32,13 @@ export async function runPricing(base: KafkaSettings, seconds: number, progress:
       }
       const m = (await e.metrics())!;
       const priced = m.carsOut.COMPLETED ?? 0;
-      runs.push({ catalog, seconds, carsPriced: priced, carsPerSecond: Number((priced / seconds).toFixed(1)), saturation: Number((m.priceSaturatedS / Math.max(1e-9, m.priceWaitingS)).toFixed(3)) });
+      runs.push({
+        catalog,
+        seconds,
+        carsPriced: priced,
+        carsPerSecond: Number((priced / seconds).toFixed(1)),
+        saturation: Number((m.priceSaturatedS / Math.max(1e-9, m.priceWaitingS)).toFixed(3)),
+      });
     } finally {
       await e.kill9();
       await api.stop();

@@ -29,7 +29,15 @@ if (!kafkaBrokersGiven() && [...parts].some((p) => p !== "micro")) {
   brokerPid = brokerStatus(local).pid;
 }
 
-const results: { machine: Record<string, string | number>; micro?: MicroResult; e2e?: E2eResult; latency?: LatencyResult[]; pricing?: PricingRun[]; memory?: MemoryResult; restore?: RestoreResult } = {
+const results: {
+  machine: Record<string, string | number>;
+  micro?: MicroResult;
+  e2e?: E2eResult;
+  latency?: LatencyResult[];
+  pricing?: PricingRun[];
+  memory?: MemoryResult;
+  restore?: RestoreResult;
+} = {
   machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), bun: Bun.version, at: new Date().toISOString() },
 };
 const started = Date.now();
@@ -37,7 +45,8 @@ if (parts.has("micro")) results.micro = await runMicro(log);
 if (parts.has("e2e")) results.e2e = await runE2e(kafka, settings.cars, settings.workers.split(",").map(Number), progress);
 if (parts.has("latency")) {
   results.latency = [];
-  for (const rate of settings.latencyRates.split(",").map(Number)) results.latency.push(await runLatency(kafka, rate, settings.latencySeconds, brokerPid, progress));
+  for (const rate of settings.latencyRates.split(",").map(Number))
+    results.latency.push(await runLatency(kafka, rate, settings.latencySeconds, brokerPid, progress));
 }
 if (parts.has("pricing")) results.pricing = await runPricing(kafka, settings.pricingSeconds, progress);
 if (parts.has("memory")) results.memory = await runMemory(kafka, settings.openCars, progress);
@@ -58,39 +67,85 @@ if (results.e2e) {
   rows.push([`e2e: input`, `${e.cars.toLocaleString("en")} cars, ${e.records.toLocaleString("en")} records`, ""]);
   rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
   for (const r of e.engine) {
-    rows.push([`e2e: engine, ${r.workers} worker(s)`, `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`, r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : ""]);
-    if (r.cpuSecondsPer1000Cars !== undefined) rows.push([`e2e: engine CPU (all threads), ${r.workers} worker(s)`, `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
+    rows.push([
+      `e2e: engine, ${r.workers} worker(s)`,
+      `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`,
+      r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : "",
+    ]);
+    if (r.cpuSecondsPer1000Cars !== undefined)
+      rows.push([`e2e: engine CPU (all threads), ${r.workers} worker(s)`, `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
     const c = r.changelog;
-    if (c && r.recordsPerCar !== undefined) rows.push([`e2e: records written per car, ${r.workers} worker(s)`, `${r.recordsPerCar} (per 1,000 cars: join state ${Math.round((c.joinValues / e.cars) * 1000)} + ${Math.round((c.joinTombstones / e.cars) * 1000)} deleted, waiting ${Math.round((c.waitingValues / e.cars) * 1000)} + ${Math.round((c.waitingTombstones / e.cars) * 1000)} deleted)`, ""]);
+    if (c && r.recordsPerCar !== undefined)
+      rows.push([
+        `e2e: records written per car, ${r.workers} worker(s)`,
+        `${r.recordsPerCar} (per 1,000 cars: join state ${Math.round((c.joinValues / e.cars) * 1000)} + ${Math.round((c.joinTombstones / e.cars) * 1000)} deleted, waiting ${Math.round((c.waitingValues / e.cars) * 1000)} + ${Math.round((c.waitingTombstones / e.cars) * 1000)} deleted)`,
+        "",
+      ]);
   }
 }
 for (const [i, l] of (results.latency ?? []).entries()) {
-  rows.push([`latency: COMPLETED, last part → visible @ ${l.rate} cars/s`, `p50 ${l.completed.p50} ms, p99 ${l.completed.p99} ms, max ${l.completed.max} ms`, i === 0 ? target(l.completed.p99 <= 250, "p99 ≤ 250 ms") : ""]);
+  rows.push([
+    `latency: COMPLETED, last part → visible @ ${l.rate} cars/s`,
+    `p50 ${l.completed.p50} ms, p99 ${l.completed.p99} ms, max ${l.completed.max} ms`,
+    i === 0 ? target(l.completed.p99 <= 250, "p99 ≤ 250 ms") : "",
+  ]);
   const s = l.completedAfterWarmup;
   rows.push([`latency: COMPLETED after the first ${WARMUP_S} s @ ${l.rate} cars/s`, `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms`, ""]);
   rows.push([`latency: incomplete, window end → visible @ ${l.rate} cars/s`, `p50 ${l.incomplete.p50} ms, p99 ${l.incomplete.p99} ms`, ""]);
   rows.push([`latency: peak RSS / open cars (max) @ ${l.rate} cars/s`, `${l.peakRssMb} MB / ${Math.max(0, ...l.openCarsSeries)}`, ""]);
-  rows.push([`latency: where the time went @ ${l.rate} cars/s (mean, p99 ≤ bucket)`, l.stages.map((st) => `${st.stage} ${st.meanMs} ms (≤ ${st.p99AtMostMs} ms)`).join(", "), ""]);
-  rows.push([`latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`, Object.entries(l.cpuPercent).map(([p, v]) => `${p} ${v} %`).join(", "), ""]);
+  rows.push([
+    `latency: where the time went @ ${l.rate} cars/s (mean, p99 ≤ bucket)`,
+    l.stages.map((st) => `${st.stage} ${st.meanMs} ms (≤ ${st.p99AtMostMs} ms)`).join(", "),
+    "",
+  ]);
+  rows.push([
+    `latency: CPU while the input ran @ ${l.rate} cars/s (% of one core, 2 cores)`,
+    Object.entries(l.cpuPercent)
+      .map(([p, v]) => `${p} ${v} %`)
+      .join(", "),
+    "",
+  ]);
 }
 if (results.latency && results.latency.length > 0) {
   // The knee: the highest rate tried whose p99 stays within the target.
   const within = results.latency.filter((l) => l.completed.p99 <= 250).map((l) => l.rate);
-  const tried = results.latency.map((l) => l.rate).sort((a, b) => a - b).join(", ");
-  rows.push(["latency: knee (highest rate with p99 ≤ 250 ms)", within.length > 0 ? `${Math.max(...within)} cars/s (tried ${tried})` : `none of ${tried} cars/s`, ""]);
+  const tried = results.latency
+    .map((l) => l.rate)
+    .sort((a, b) => a - b)
+    .join(", ");
+  rows.push([
+    "latency: knee (highest rate with p99 ≤ 250 ms)",
+    within.length > 0 ? `${Math.max(...within)} cars/s (tried ${tried})` : `none of ${tried} cars/s`,
+    "",
+  ]);
 }
 for (const p of results.pricing ?? []) {
-  rows.push([`pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`, `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`, p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : ""]);
+  rows.push([
+    `pricing: ${p.catalog} catalog, API 0–800 ms, cap 5`,
+    `${p.carsPerSecond} cars/s, 5 open ${(p.saturation * 100).toFixed(1)} % of the waiting time`,
+    p.catalog === "small" ? target(p.saturation >= 0.95, "≥ 95 %") : "",
+  ]);
 }
 if (results.memory) {
   const m = results.memory;
-  rows.push([`memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`, `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`, target(m.rssMb <= 250 && m.openCars >= settings.openCars, "≤ 250 MB")]);
+  rows.push([
+    `memory: RSS holding ${m.openCars.toLocaleString("en")} open cars`,
+    `${m.rssMb} MB (idle engine ${m.idleRssMb} MB)`,
+    target(m.rssMb <= 250 && m.openCars >= settings.openCars, "≤ 250 MB"),
+  ]);
   // What the join threads' heaps grew by, holding the cars, over what they held idle.
-  const joinHeap = (bytes: Record<string, number> | undefined) => Object.entries(bytes ?? {}).reduce((n, [thread, b]) => n + (thread.startsWith("join") ? b : 0), 0);
+  const joinHeap = (bytes: Record<string, number> | undefined) =>
+    Object.entries(bytes ?? {}).reduce((n, [thread, b]) => n + (thread.startsWith("join") ? b : 0), 0);
   const perCar = m.openCars > 0 ? Math.round((joinHeap(m.heapBytes) - joinHeap(m.idleHeapBytes)) / m.openCars) : 0;
   rows.push([`memory: JS heap of the join threads per open car (over idle)`, `${perCar} bytes`, target(perCar <= 500 && m.openCars > 0, "≤ 500 bytes")]);
   rows.push([`memory: peak RSS while reading ${m.openCars.toLocaleString("en")} open cars`, `${m.peakRssMb} MB`, ""]);
-  rows.push([`memory: JS heap in use by thread, holding ${m.openCars.toLocaleString("en")} open cars`, Object.entries(m.heapMb).map(([t, v]) => `${t} ${v} MB`).join(", "), ""]);
+  rows.push([
+    `memory: JS heap in use by thread, holding ${m.openCars.toLocaleString("en")} open cars`,
+    Object.entries(m.heapMb)
+      .map(([t, v]) => `${t} ${v} MB`)
+      .join(", "),
+    "",
+  ]);
 }
 if (results.restore) {
   const r = results.restore;

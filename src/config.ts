@@ -120,7 +120,10 @@ export function hostPorts(name: string, def: string[], doc: string): Setting<str
     default: def,
     allowed: "a comma-separated list of host:port",
     parse: (raw) => {
-      const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      const list = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const ok = list.length > 0 && list.every((hp) => /^[\w.\-]+:\d{1,5}$/.test(hp) || /^\[[\da-fA-F:]+\]:\d{1,5}$/.test(hp));
       return ok ? list : undefined;
     },
@@ -312,7 +315,13 @@ export const engineSpec = {
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
-  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter"),
+  maxClockSkewMs: int(
+    "MAX_CLOCK_SKEW_MS",
+    DEFAULT_MAX_CLOCK_SKEW_MS,
+    0,
+    86_400_000,
+    "a record stamped further ahead of the engine's clock when read is a FUTURE_TIMESTAMP dead letter",
+  ),
   stallTimeoutMs: int("STALL_TIMEOUT_MS", 30000, 100, 3_600_000, "/health is not ok while a partition has input waiting and made no progress for this long"),
   priceApiUrl: url("PRICE_API_URL", "http://127.0.0.1:8080", "base URL of the price API"),
   priceMaxInFlight: int("PRICE_MAX_IN_FLIGHT", 5, 1, 1000, "price requests open at once"),
@@ -335,13 +344,15 @@ export function loadEngineSettings(source?: ConfigSource): { engine: EngineSetti
   // Flags belong to the engine; the kafka block is read from the environment only.
   const engine = loadSettings(engineSpec, src);
   const kafka = loadSettings(kafkaSpec, { env: src.env, argv: [] });
-  requireThat(engine.priceRetryBaseMs <= engine.priceRetryMaxMs, `PRICE_RETRY_BASE_MS=${engine.priceRetryBaseMs} must be <= PRICE_RETRY_MAX_MS=${engine.priceRetryMaxMs}`);
+  requireThat(
+    engine.priceRetryBaseMs <= engine.priceRetryMaxMs,
+    `PRICE_RETRY_BASE_MS=${engine.priceRetryBaseMs} must be <= PRICE_RETRY_MAX_MS=${engine.priceRetryMaxMs}`,
+  );
   requireThat(engine.shards >= engine.workers, `SHARDS=${engine.shards} must be >= WORKERS=${engine.workers}`);
   return { engine, kafka };
 }
 
 // ---- generator (bun run generate) --------------------------------------------------------
-
 
 /**
  * How the generator keys valid parts (SPEC §2, §9): by carId (the direct path), by the part's own
@@ -364,16 +375,34 @@ export const generatorSpec = {
   conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
   malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
   keyBy: oneOf<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys of valid parts: carId, partId, none (no key), or mixed (each record picks one)"),
-  futureStamped: int("FUTURE_STAMPED", 0, 0, 50_000_000, "valid parts stamped FUTURE_AHEAD_MS ahead of the wall clock (a producer with a wrong clock), one per car, on random cars"),
+  futureStamped: int(
+    "FUTURE_STAMPED",
+    0,
+    0,
+    50_000_000,
+    "valid parts stamped FUTURE_AHEAD_MS ahead of the wall clock (a producer with a wrong clock), one per car, on random cars",
+  ),
   futureAheadMs: int("FUTURE_AHEAD_MS", 86_400_000, 1, 315_360_000_000, "how far ahead of the wall clock FUTURE_STAMPED parts are stamped"),
-  badTimestamp: int("BAD_TIMESTAMP", 0, 0, 50_000_000, "valid parts with a negative timestamp (-1, Kafka's NO_TIMESTAMP, and -1000), one per car, on random cars"),
+  badTimestamp: int(
+    "BAD_TIMESTAMP",
+    0,
+    0,
+    50_000_000,
+    "valid parts with a negative timestamp (-1, Kafka's NO_TIMESTAMP, and -1000), one per car, on random cars",
+  ),
   extraFieldRate: num("EXTRA_FIELD_RATE", 0.05, 0, 1, "fraction of parts with an unknown extra field (must pass through)"),
   interleave: int("INTERLEAVE", 32, 1, 1_000_000, "cars in progress at once"),
   rate: num("RATE", 0, 0, 10_000_000, "cars per second (0 = as fast as possible)"),
   batchSize: int("BATCH_SIZE", 1000, 1, 100_000, "records per produce request"),
   manifest: str("MANIFEST", "manifest.json", "where the manifest of expected outputs is written"),
   // The next four are the engine's settings of the same names: both sides must agree.
-  maxClockSkewMs: int("MAX_CLOCK_SKEW_MS", DEFAULT_MAX_CLOCK_SKEW_MS, 0, 86_400_000, "records stamped further ahead of the engine's clock are FUTURE_TIMESTAMP dead letters"),
+  maxClockSkewMs: int(
+    "MAX_CLOCK_SKEW_MS",
+    DEFAULT_MAX_CLOCK_SKEW_MS,
+    0,
+    86_400_000,
+    "records stamped further ahead of the engine's clock are FUTURE_TIMESTAMP dead letters",
+  ),
   joinTimeoutMs: int("JOIN_TIMEOUT_MS", 5000, 1000, 3_600_000, "how long a car's window stays open after its first part (event time)"),
   dedupRetentionMs: int("DEDUP_RETENTION_MS", 60000, 0, 86_400_000, "how long an emitted car's partIds absorb redeliveries (event time)"),
   maxPartBytes: int("MAX_PART_BYTES", 65536, 256, 900_000, "largest valid part value; OVERSIZED records are just above it"),
@@ -421,7 +450,12 @@ export const benchSpec = {
   parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory,restore", "which benchmarks to run", /^[a-z0-9,]+$/),
   cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
   workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
-  latencyRates: str("BENCH_LATENCY_RATES", "1000,500,250,2000", "cars per second of the latency runs (the first is judged against the target; all give the knee)", /^\d+(,\d+)*$/),
+  latencyRates: str(
+    "BENCH_LATENCY_RATES",
+    "1000,500,250,2000",
+    "cars per second of the latency runs (the first is judged against the target; all give the knee)",
+    /^\d+(,\d+)*$/,
+  ),
   latencySeconds: int("BENCH_LATENCY_SECONDS", 30, 5, 3600, "length of each latency run"),
   pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
   openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),

@@ -6,13 +6,7 @@ export type PartKind = "BODY" | "ENGINE" | "REMOTE_CONTROL" | "WHEEL";
 export type MissingKind = "BODY" | "ENGINE" | "REMOTE_CONTROL" | "WHEELS";
 export const MISSING_ORDER: readonly MissingKind[] = ["BODY", "ENGINE", "REMOTE_CONTROL", "WHEELS"];
 
-export type Situation =
-  | "COMPLETED"
-  | "MISSING_BODY"
-  | "MISSING_ENGINE"
-  | "MISSING_REMOTE_CONTROL"
-  | "MISSING_WHEELS"
-  | "FAILED_GET_PRICE";
+export type Situation = "COMPLETED" | "MISSING_BODY" | "MISSING_ENGINE" | "MISSING_REMOTE_CONTROL" | "MISSING_WHEELS" | "FAILED_GET_PRICE";
 
 export const CHANNEL_FREQUENCIES = ["RF_27", "RF_49", "RF_50", "RF_53", "RF_72", "RF_75"] as const;
 export type ChannelFrequency = (typeof CHANNEL_FREQUENCIES)[number];
@@ -87,12 +81,7 @@ export function situationFor(missing: readonly MissingKind[]): Situation {
 }
 
 /** Missing kinds of a set of parts, in situation precedence order. */
-export function missingKinds(has: {
-  body: boolean;
-  engine: boolean;
-  remoteControl: boolean;
-  wheelPlacements: number;
-}): MissingKind[] {
+export function missingKinds(has: { body: boolean; engine: boolean; remoteControl: boolean; wheelPlacements: number }): MissingKind[] {
   const missing: MissingKind[] = [];
   if (!has.body) missing.push("BODY");
   if (!has.engine) missing.push("ENGINE");

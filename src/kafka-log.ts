@@ -15,7 +15,8 @@ export interface KafkaProtocolError {
 }
 
 /** kafkajs's own table of Kafka protocol errors and whether it retries each (protocol/error.js). */
-const PROTOCOL_ERRORS: readonly KafkaProtocolError[] = (createRequire(import.meta.url)("kafkajs/src/protocol/error.js") as { errorCodes: KafkaProtocolError[] }).errorCodes;
+const PROTOCOL_ERRORS: readonly KafkaProtocolError[] = (createRequire(import.meta.url)("kafkajs/src/protocol/error.js") as { errorCodes: KafkaProtocolError[] })
+  .errorCodes;
 
 /**
  * Conditions kafkajs reports at WARN/ERROR and then handles itself, with the protocol error
@@ -39,7 +40,8 @@ const HANDLED: ReadonlyArray<[prefix: string, condition: string]> = [
 const ADVICE: readonly string[] = ["Limiting retries for the idempotent producer may invalidate EoS guarantees"];
 
 /** Transport conditions: kafkajs reconnects and retries the request. */
-const CONNECTION = /Connection error|Connection timeout|Closed connection|Not connected|ECONNREFUSED|ECONNRESET|EPIPE|socket|Request .* timed out|KafkaJSConnection|KafkaJSRequestTimeoutError/i;
+const CONNECTION =
+  /Connection error|Connection timeout|Closed connection|Not connected|ECONNREFUSED|ECONNRESET|EPIPE|socket|Request .* timed out|KafkaJSConnection|KafkaJSRequestTimeoutError/i;
 
 export type KafkaLogVerdict =
   /** Retried or handled by kafkajs: debug, and counted under `condition` when `count`. */
@@ -64,7 +66,8 @@ export function judgeKafkaLog(entry: { namespace: string; level: KafkaLevel; mes
   if (ADVICE.includes(entry.message)) return { kind: "chatter" };
   if (entry.message.startsWith("Crash: ")) {
     // kafkajs restarts a consumer whose crash was retries running out or a retriable cause.
-    const restarts = /KafkaJSNumberOfRetriesExceeded/.test(entry.message) || protocolErrorIn(entry.message)?.retriable === true || CONNECTION.test(entry.message);
+    const restarts =
+      /KafkaJSNumberOfRetriesExceeded/.test(entry.message) || protocolErrorIn(entry.message)?.retriable === true || CONNECTION.test(entry.message);
     return restarts
       ? { kind: "failure", level: "warn", text: `consumer crashed, kafkajs restarts it: ${entry.message.slice(7)}` }
       : { kind: "failure", level: "error", text: `consumer crashed and kafkajs does not restart it: ${entry.message.slice(7)}` };
@@ -74,7 +77,8 @@ export function judgeKafkaLog(entry: { namespace: string; level: KafkaLevel; mes
   const protocol = protocolErrorIn(text);
   if (protocol) {
     // The layer that sent the request retries it or throws it to its caller, who reports it.
-    if (atConnection && entry.message.startsWith("Response ")) return protocol.retriable ? { kind: "retried", condition: protocol.type, count: true } : { kind: "chatter" };
+    if (atConnection && entry.message.startsWith("Response "))
+      return protocol.retriable ? { kind: "retried", condition: protocol.type, count: true } : { kind: "chatter" };
     if (protocol.retriable) return { kind: "retried", condition: protocol.type, count: false };
     return { kind: "failure", level, text: `${entry.namespace.toLowerCase()}: ${text} (${protocol.type}, not retried)` };
   }
@@ -108,12 +112,15 @@ export class KafkaLogStats {
     this.total.set(condition, (this.total.get(condition) ?? 0) + 1);
     this.sinceSummary.set(condition, (this.sinceSummary.get(condition) ?? 0) + 1);
     if (!report || this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.lastSummaryAt = this.now();
-      const line = this.takeSummary();
-      if (line) report(line);
-    }, Math.max(0, this.lastSummaryAt + this.intervalMs - this.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.lastSummaryAt = this.now();
+        const line = this.takeSummary();
+        if (line) report(line);
+      },
+      Math.max(0, this.lastSummaryAt + this.intervalMs - this.now()),
+    );
     // Never what keeps a program alive.
     this.timer.unref?.();
   }

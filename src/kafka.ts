@@ -84,7 +84,10 @@ export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promi
   const inputs = [t.body, t.engine, t.remoteControl, t.wheel];
   const internal = new Set([t.changelog]);
   const existing = new Set(await admin.listTopics());
-  const counts = await partitionCounts(admin, [...inputs, ...internal].filter((name) => existing.has(name)));
+  const counts = await partitionCounts(
+    admin,
+    [...inputs, ...internal].filter((name) => existing.has(name)),
+  );
   const inputCounts = inputs.map((name) => counts.get(name)).filter((n): n is number => n !== undefined);
   const inputPartitions = inputCounts.length > 0 ? Math.max(...inputCounts) : settings.inputPartitions;
   const missing = topicPlan(settings)

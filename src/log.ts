@@ -68,7 +68,12 @@ export function formatLine(format: LogFormat, at: number, level: LogLevel, name:
   if (format === "json") return JSON.stringify({ time, level, ...(name ? { name } : {}), msg: message, ...fields }, jsonSafe);
   // Info lines look as they always did; other levels say so, so a warning is never missed.
   const tag = level === "info" ? "" : `${level.toUpperCase()} `;
-  const extra = fields && Object.keys(fields).length > 0 ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${fieldText(v)}`).join(" ")}` : "";
+  const extra =
+    fields && Object.keys(fields).length > 0
+      ? ` ${Object.entries(fields)
+          .map(([k, v]) => `${k}=${fieldText(v)}`)
+          .join(" ")}`
+      : "";
   return `[${time}] ${tag}${name ? `${name}: ` : ""}${message}${extra}`;
 }
 

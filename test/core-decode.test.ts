@@ -107,11 +107,26 @@ describe("dead-letter classes", () => {
       ["wheel", "placement"],
     ];
     for (const [role, field] of cases) {
-      expect(reasonOf(role, edit(role, (o) => delete o[field]))).toBe(`MISSING_FIELD: ${field} is missing`);
+      expect(
+        reasonOf(
+          role,
+          edit(role, (o) => delete o[field]),
+        ),
+      ).toBe(`MISSING_FIELD: ${field} is missing`);
     }
     // Several missing: the first in order is named.
-    expect(reasonOf("body", edit("body", (o) => (delete o.weightKg, delete o.sku)))).toBe("MISSING_FIELD: sku is missing");
-    expect(reasonOf("body", edit("body", (o) => (delete o.weightKg, delete o.color)))).toBe("MISSING_FIELD: color is missing");
+    expect(
+      reasonOf(
+        "body",
+        edit("body", (o) => (delete o.weightKg, delete o.sku)),
+      ),
+    ).toBe("MISSING_FIELD: sku is missing");
+    expect(
+      reasonOf(
+        "body",
+        edit("body", (o) => (delete o.weightKg, delete o.color)),
+      ),
+    ).toBe("MISSING_FIELD: color is missing");
   });
 
   test("WRONG_TYPE names the field; null is a wrong type, not a missing field", () => {
@@ -126,7 +141,12 @@ describe("dead-letter classes", () => {
       ["wheel", "placement", null, "string"],
     ];
     for (const [role, field, value, type] of cases) {
-      expect(reasonOf(role, edit(role, (o) => (o[field] = value)))).toBe(`WRONG_TYPE: ${field} is not a ${type}`);
+      expect(
+        reasonOf(
+          role,
+          edit(role, (o) => (o[field] = value)),
+        ),
+      ).toBe(`WRONG_TYPE: ${field} is not a ${type}`);
     }
   });
 
@@ -148,7 +168,13 @@ describe("dead-letter classes", () => {
     ];
     for (const [role, field, value, detail] of cases) {
       const k = field === "carId" ? (value as string) : "car-1";
-      expect(reasonOf(role, edit(role, (o) => (o[field] = value)), k)).toBe(`BAD_VALUE: ${detail}`);
+      expect(
+        reasonOf(
+          role,
+          edit(role, (o) => (o[field] = value)),
+          k,
+        ),
+      ).toBe(`BAD_VALUE: ${detail}`);
     }
     // JSON has no Infinity literal, but 1e999 parses to it.
     const inf = JSON.stringify(valid("body")).replace('"weightKg":1.25', '"weightKg":1e999');
@@ -165,11 +191,28 @@ describe("dead-letter classes", () => {
 
   test("validation order: the first failing class wins", () => {
     // MISSING_FIELD before WRONG_TYPE, whatever the field order.
-    expect(reasonOf("body", edit("body", (o) => ((o.carId = 1), delete o.weightKg)))).toBe("MISSING_FIELD: weightKg is missing");
+    expect(
+      reasonOf(
+        "body",
+        edit("body", (o) => ((o.carId = 1), delete o.weightKg)),
+      ),
+    ).toBe("MISSING_FIELD: weightKg is missing");
     // WRONG_TYPE before BAD_VALUE.
-    expect(reasonOf("body", edit("body", (o) => ((o.carId = ""), (o.weightKg = "x"))), "")).toBe("WRONG_TYPE: weightKg is not a number");
+    expect(
+      reasonOf(
+        "body",
+        edit("body", (o) => ((o.carId = ""), (o.weightKg = "x"))),
+        "",
+      ),
+    ).toBe("WRONG_TYPE: weightKg is not a number");
     // BAD_VALUE before KEY_MISMATCH.
-    expect(reasonOf("wheel", edit("wheel", (o) => (o.placement = "UP")), "other")).toStartWith("BAD_VALUE: placement");
+    expect(
+      reasonOf(
+        "wheel",
+        edit("wheel", (o) => (o.placement = "UP")),
+        "other",
+      ),
+    ).toStartWith("BAD_VALUE: placement");
     // OVERSIZED before NOT_JSON.
     expect(reasonOf("engine", "x".repeat(200), "car-1", 100)).toStartWith("OVERSIZED:");
   });
@@ -189,7 +232,10 @@ describe("agreement with validate.ts (the generator's reference model)", () => {
     const rng = createRng(11);
     for (const cls of MALFORMED_CLASSES) {
       for (let variant = 0; variant < 30; variant++) {
-        const m = makeMalformed({ cls, variant, carId: `car-${variant}`, partId: `p-${cls}-${variant}`, maxPartBytes: 512, sku: { skus: 20, distinctSkus: false } }, rng);
+        const m = makeMalformed(
+          { cls, variant, carId: `car-${variant}`, partId: `p-${cls}-${variant}`, maxPartBytes: 512, sku: { skus: 20, distinctSkus: false } },
+          rng,
+        );
         const d = decodePart(m.role, key(m.key), Buffer.from(m.value), 512);
         expect(d.ok).toBe(false);
         if (!d.ok) expect(classOfReason(d.reason)).toBe(cls);

@@ -139,7 +139,13 @@ describe("window close", () => {
 
   test("the watermark closes windows in (end, carId) order", () => {
     const shard = shardOf();
-    for (const [carId, at] of [["b", 20], ["a", 20], ["c", 10], ["a0", 30]] as const) put(shard, carId, ["ENGINE", "E"], at);
+    for (const [carId, at] of [
+      ["b", 20],
+      ["a", 20],
+      ["c", 10],
+      ["a0", 30],
+    ] as const)
+      put(shard, carId, ["ENGINE", "E"], at);
     expect(emits(shard.onWatermark(T + 100)).map((c) => c.carId)).toEqual(["c", "a", "b", "a0"]);
   });
 
@@ -321,7 +327,13 @@ describe("state codec", () => {
     const wheel = part("c", "WHEEL", "FL") as Wheel;
     const legacy = { open: { firstPartAt: 1_790_000_000_123, body, wheels: [wheel] }, recent: [{ partIds: ["a", "b"], until: 1_790_000_060_000 }] };
     const state: CarState = {
-      open: { firstPartAt: 1_790_000_000_123, parts: packParts("c", [{ kind: "BODY", part: body }, { kind: "WHEEL", part: wheel }]) },
+      open: {
+        firstPartAt: 1_790_000_000_123,
+        parts: packParts("c", [
+          { kind: "BODY", part: body },
+          { kind: "WHEEL", part: wheel },
+        ]),
+      },
       recent: legacy.recent,
     };
     const bytes = encodeCarState(state);
@@ -335,16 +347,33 @@ describe("state codec", () => {
   });
 
   test("a waiting car round-trips as JSON, and an entry written as MessagePack by an earlier version still reads", () => {
-    const car = { carId: "c", situation: "AWAITING_PRICE", missing: [], body: { ...(part("c", "BODY", "B") as Body), note: null, inspector: "Zoë ✓" } as Body, wheels: [part("c", "WHEEL", "FL") as Wheel], firstPartAt: 1, assembledAt: 2 } as unknown as Car;
+    const car = {
+      carId: "c",
+      situation: "AWAITING_PRICE",
+      missing: [],
+      body: { ...(part("c", "BODY", "B") as Body), note: null, inspector: "Zoë ✓" } as Body,
+      wheels: [part("c", "WHEEL", "FL") as Wheel],
+      firstPartAt: 1,
+      assembledAt: 2,
+    } as unknown as Car;
     const bytes = encodeWaitingCar(car, 1_790_000_000_000);
     expect(bytes[0]).toBe("{".charCodeAt(0));
     expect(decodeWaitingCar(bytes)).toEqual({ car, waitingSince: 1_790_000_000_000 });
     expect(decodeWaitingCar(pack({ car, waitingSince: 5 }))).toEqual({ car, waitingSince: 5 });
-    for (const bad of [Buffer.from("{not json"), Buffer.from('{"car":{}}'), pack({ waitingSince: 1 }), pack([1, 2])]) expect(() => decodeWaitingCar(bad)).toThrow(/changelog/);
+    for (const bad of [Buffer.from("{not json"), Buffer.from('{"car":{}}'), pack({ waitingSince: 1 }), pack([1, 2])])
+      expect(() => decodeWaitingCar(bad)).toThrow(/changelog/);
   });
 
   test("refuses bytes that are not a join state", () => {
-    for (const bad of [encodeCarState({} as CarState), encodeCarState([1, 2] as never), encodeCarState({ open: { wheels: [] } } as never), encodeCarState({ open: { firstPartAt: 1, parts: 7 } } as never), pack({ open: { firstPartAt: 1, wheels: [{ carId: "c", partId: "w", sku: "s", placement: "MIDDLE" }] } }), encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never), new Uint8Array([0xc1])]) {
+    for (const bad of [
+      encodeCarState({} as CarState),
+      encodeCarState([1, 2] as never),
+      encodeCarState({ open: { wheels: [] } } as never),
+      encodeCarState({ open: { firstPartAt: 1, parts: 7 } } as never),
+      pack({ open: { firstPartAt: 1, wheels: [{ carId: "c", partId: "w", sku: "s", placement: "MIDDLE" }] } }),
+      encodeCarState({ recent: [{ partIds: [1], until: 0 }] } as never),
+      new Uint8Array([0xc1]),
+    ]) {
       expect(() => decodeCarState(bad)).toThrow();
     }
   });
@@ -372,7 +401,12 @@ describe("packed parts (open cars)", () => {
     for (let round = 0; round < 400; round++) {
       const carId = rng.pick(["c", "car-1", "c\u0001", "Zoë-✓", "-"]);
       const shard = shardOf();
-      const slots: Array<[PartKind, WheelPlacement]> = [["BODY", "FRONT_LEFT"], ["ENGINE", "FRONT_LEFT"], ["REMOTE_CONTROL", "FRONT_LEFT"], ...placements.map((p) => ["WHEEL", p] as [PartKind, WheelPlacement])];
+      const slots: Array<[PartKind, WheelPlacement]> = [
+        ["BODY", "FRONT_LEFT"],
+        ["ENGINE", "FRONT_LEFT"],
+        ["REMOTE_CONTROL", "FRONT_LEFT"],
+        ...placements.map((p) => ["WHEEL", p] as [PartKind, WheelPlacement]),
+      ];
       const chosen = slots.filter(() => rng.chance(0.7)).slice(0, 6); // never complete: the car stays open
       const sent: Part[] = [];
       const sentKinds: PartKind[] = [];
@@ -389,7 +423,9 @@ describe("packed parts (open cars)", () => {
         const like = { ...p, partId: rng.pick([p.partId + "x", p.partId.slice(1), `${carId}`, p.partId.slice(0, -1)]) } as Part;
         if (!sent.some((s) => s.partId === like.partId)) {
           const e = shard.onPart(like, kind, 1002 + n, src(n));
-          expect(letters(e).map((d) => d.reason)).toEqual([`CONFLICT: car ${carId} already has ${kind === "WHEEL" ? `${pl} wheel` : kind === "REMOTE_CONTROL" ? "remote control" : kind.toLowerCase()} ${p.partId}; ${like.partId} is a second one`]);
+          expect(letters(e).map((d) => d.reason)).toEqual([
+            `CONFLICT: car ${carId} already has ${kind === "WHEEL" ? `${pl} wheel` : kind === "REMOTE_CONTROL" ? "remote control" : kind.toLowerCase()} ${p.partId}; ${like.partId} is a second one`,
+          ]);
         }
       });
       const [car] = emits(shard.onWatermark(1_000_000));

@@ -44,8 +44,10 @@ function records(carId: string, slots: typeof SLOTS, at: number): Released<RawRe
     record: { offset: String(offset++), timestamp: at + i, key: Buffer.from(carId), value: Buffer.from(JSON.stringify(partOf(carId, kind, id, pl))) },
   }));
 }
-const tick = async (pool: JoinPool, recs: Released<RawRecord>[], watermark: number): Promise<JoinOutput[]> => (await pool.process([{ partition: 0, records: recs, watermark }])).flatMap((r) => r.outputs);
-const states = (outs: JoinOutput[]) => outs.flatMap((o) => (o.type === "state" ? [{ carId: o.carId, value: o.value === null ? null : decodeCarState(o.value) }] : []));
+const tick = async (pool: JoinPool, recs: Released<RawRecord>[], watermark: number): Promise<JoinOutput[]> =>
+  (await pool.process([{ partition: 0, records: recs, watermark }])).flatMap((r) => r.outputs);
+const states = (outs: JoinOutput[]) =>
+  outs.flatMap((o) => (o.type === "state" ? [{ carId: o.carId, value: o.value === null ? null : decodeCarState(o.value) }] : []));
 const emitted = (outs: JoinOutput[]) => outs.flatMap((o) => (o.type === "emit" ? [o.car.carId] : []));
 
 describe("changelog writes per task", () => {
@@ -70,7 +72,15 @@ describe("changelog writes per task", () => {
 
   test("retention 0: a restored car counts as written", async () => {
     const pool = poolOf(0);
-    const restored = { open: { firstPartAt: 1000, parts: packParts("d", SLOTS.slice(0, 3).map(([, kind, id, pl]) => ({ kind, part: partOf("d", kind, id, pl) }))) } };
+    const restored = {
+      open: {
+        firstPartAt: 1000,
+        parts: packParts(
+          "d",
+          SLOTS.slice(0, 3).map(([, kind, id, pl]) => ({ kind, part: partOf("d", kind, id, pl) })),
+        ),
+      },
+    };
     await pool.restore(0, [["d", encodeCarState(restored)]]);
     const outs = await tick(pool, records("d", SLOTS.slice(3), 1100), 0);
     expect(emitted(outs)).toEqual(["d"]);
@@ -80,7 +90,18 @@ describe("changelog writes per task", () => {
   test("retention 0: a car written before, finished and reopened in one task writes its new window", async () => {
     const pool = poolOf(0);
     await tick(pool, records("e", SLOTS.slice(0, 3), 1000), 0);
-    const outs = await tick(pool, [...records("e", SLOTS.slice(3), 1100), ...records("e", [SLOTS[0]!].map(([r, k]) => [r, k, "B2"] as (typeof SLOTS)[number]), 1200)], 0);
+    const outs = await tick(
+      pool,
+      [
+        ...records("e", SLOTS.slice(3), 1100),
+        ...records(
+          "e",
+          [SLOTS[0]!].map(([r, k]) => [r, k, "B2"] as (typeof SLOTS)[number]),
+          1200,
+        ),
+      ],
+      0,
+    );
     expect(emitted(outs)).toEqual(["e"]);
     expect(states(outs).map((s) => [s.carId, s.value?.open?.firstPartAt])).toEqual([["e", 1200]]);
   });

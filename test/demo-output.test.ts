@@ -9,9 +9,7 @@ const root = join(import.meta.dir, "..");
 
 /** Lines a user would read as something having gone wrong. */
 function alarming(output: string): string[] {
-  return output
-    .split(/\r|\n/)
-    .filter((line) => /\bERROR\b|TimeoutNegativeWarning|--trace-warnings|Warning:|^\s+at \S+ \(|^\s*\d+ \| /.test(line));
+  return output.split(/\r|\n/).filter((line) => /\bERROR\b|TimeoutNegativeWarning|--trace-warnings|Warning:|^\s+at \S+ \(|^\s*\d+ \| /.test(line));
 }
 
 async function run(args: string[], env: Record<string, string>, timeoutMs: number) {
@@ -35,7 +33,11 @@ describe("a healthy run looks healthy", () => {
     const dir = mkdtempSync(join(tmpdir(), "rccar-gen-"));
     try {
       const prefix = `t${Date.now().toString(36)}-genout-`;
-      const r = await run(["src/cli/generate.ts", "--cars", "300", "--malformed-rate", "0.05", "--dup-rate", "0.05", "--manifest", join(dir, "m.json")], { TOPIC_PREFIX: prefix, LOG_LEVEL: "info" }, 120_000);
+      const r = await run(
+        ["src/cli/generate.ts", "--cars", "300", "--malformed-rate", "0.05", "--dup-rate", "0.05", "--manifest", join(dir, "m.json")],
+        { TOPIC_PREFIX: prefix, LOG_LEVEL: "info" },
+        120_000,
+      );
       if (r.code !== 0 || alarming(r.output).length > 0) console.error(r.output);
       expect(r.code).toBe(0);
       expect(r.output).toContain(`manifest: ${join(dir, "m.json")}`);
@@ -47,7 +49,9 @@ describe("a healthy run looks healthy", () => {
 
   test("the check itself catches what the issue saw", () => {
     expect(alarming('[2026-01-01T00:00:00.000Z] {"level":"ERROR","logger":"kafkajs","message":"[Producer] Failed"}')).toHaveLength(1);
-    expect(alarming("(node:1) TimeoutNegativeWarning: -17 is a negative number.\n(Use `bun --trace-warnings ...` to show where the warning was created)")).toHaveLength(2);
+    expect(
+      alarming("(node:1) TimeoutNegativeWarning: -17 is a negative number.\n(Use `bun --trace-warnings ...` to show where the warning was created)"),
+    ).toHaveLength(2);
     expect(alarming("[2026-01-01T00:00:00.000Z] ERROR demo: failed: x")).toHaveLength(1);
     expect(alarming("[2026-01-01T00:00:00.000Z] demo: engine ready in 2.3 s\nOK: the outputs match the manifest exactly")).toEqual([]);
   });

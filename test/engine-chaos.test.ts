@@ -12,7 +12,6 @@ afterEach(async () => {
   current = undefined;
 });
 
-
 describe("engine: crashes", () => {
   test("5,000 cars, engine SIGKILLed at random instants 10+ times: outputs equal a crash-free run", async () => {
     // A short session so each restart's rebalance does not wait long for the killed member.

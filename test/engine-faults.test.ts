@@ -43,7 +43,9 @@ function watchHealth(engine: EngineProcess): { stalls: string[]; stop(): void } 
 
 /** Lane-full pauses now reported in /metrics. */
 async function laneFullPauses(engine: EngineProcess): Promise<number> {
-  const text = await fetch(`${engine.url}/metrics`).then((r) => r.text()).catch(() => "");
+  const text = await fetch(`${engine.url}/metrics`)
+    .then((r) => r.text())
+    .catch(() => "");
   return text.split("\n").filter((l) => l.startsWith("rccar_partition_paused{") && l.includes('reason="lane_full"') && l.endsWith(" 1")).length;
 }
 
@@ -80,7 +82,10 @@ describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
   test("broker restart during a restore: exact within 3 min", async () => {
     // A backlog (the broker outage hits the engine, not the generator's plan); the slow price
     // API leaves cars waiting for prices in the changelog, so the restore has state to read.
-    const s = (current = await stack("restore-broker", { api: { delayMinMs: 0, delayMaxMs: 800 }, engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000", STALL_TIMEOUT_MS: "3000" } }));
+    const s = (current = await stack("restore-broker", {
+      api: { delayMinMs: 0, delayMaxMs: 800 },
+      engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000", STALL_TIMEOUT_MS: "3000" },
+    }));
     const manifest = await generate({ cars: 6000, seed: 82, missingRemote: 0.02, dupRate: 0.02, batchSize: 2000 }, s.kafka);
     await s.engine.start();
     await until(async () => ((await s.engine.metrics())?.recordsIn ?? 0) > 8000, 60_000, 20);
@@ -96,7 +101,10 @@ describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
   }, 300_000);
 
   test("SIGKILL during a restore, then again after it: exact within 3 min", async () => {
-    const s = (current = await stack("restore-kill", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000" } }));
+    const s = (current = await stack("restore-kill", {
+      api: { delayMinMs: 0, delayMaxMs: 300 },
+      engineEnv: { MAX_BUFFERED_RECORDS: "500", SESSION_TIMEOUT_MS: "3000" },
+    }));
     await s.engine.start();
     const generating = generate({ cars: 4000, seed: 83, rate: 800, missingBody: 0.02, conflictRate: 0.01 }, s.kafka);
     await until(async () => ((await s.engine.metrics())?.recordsIn ?? 0) > 8000, 60_000, 20);
@@ -117,7 +125,10 @@ describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
   test("two broker restarts in one run: exact within 4 min, healthy after each", async () => {
     // A backlog, so the restarts hit the engine, not the generator's plan; the slow price API
     // keeps the engine busy across both restarts.
-    const s = (current = await stack("two-restarts", { api: { delayMinMs: 0, delayMaxMs: 800 }, engineEnv: { MAX_BUFFERED_RECORDS: "500", STALL_TIMEOUT_MS: "3000" } }));
+    const s = (current = await stack("two-restarts", {
+      api: { delayMinMs: 0, delayMaxMs: 800 },
+      engineEnv: { MAX_BUFFERED_RECORDS: "500", STALL_TIMEOUT_MS: "3000" },
+    }));
     const manifest = await generate({ cars: 8000, seed: 84, missingWheels: 0.02, lateRate: 0.01, batchSize: 2000 }, s.kafka);
     await s.engine.start();
     const health = watchHealth(s.engine);
@@ -162,7 +173,12 @@ describe("engine: other faults (real broker)", () => {
     cleanups.push(() => admin.disconnect());
     await admin.createTopics({ topics: INPUT_ROLES.map((r) => ({ topic: topics[r], numPartitions: 8 })), waitForLeaders: true });
     const api = await priceApi({ delayMinMs: 0, delayMaxMs: 100 });
-    const engine = new EngineProcess(`${kafka.topicPrefix}engine`, { KAFKA_BROKERS: kafka.brokers.join(","), TOPIC_PREFIX: kafka.topicPrefix, GROUP_ID: `${kafka.topicPrefix}group`, PRICE_API_URL: api.url });
+    const engine = new EngineProcess(`${kafka.topicPrefix}engine`, {
+      KAFKA_BROKERS: kafka.brokers.join(","),
+      TOPIC_PREFIX: kafka.topicPrefix,
+      GROUP_ID: `${kafka.topicPrefix}group`,
+      PRICE_API_URL: api.url,
+    });
     current = { kafka, topics, api, engine };
     await engine.start();
     expect((await engine.status())?.partitions).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);

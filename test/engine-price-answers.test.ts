@@ -52,7 +52,12 @@ describe("engine: price answers that are not prices", () => {
     );
     const s = (current = await stack("price-answers", {
       api: { delayMinMs: 0, delayMaxMs: 5, faults },
-      engineEnv: { PRICE_DEADLINE_MS: String(DEADLINE_MS), PRICE_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS), PRICE_RETRY_BASE_MS: "50", PRICE_RETRY_MAX_MS: "300" },
+      engineEnv: {
+        PRICE_DEADLINE_MS: String(DEADLINE_MS),
+        PRICE_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+        PRICE_RETRY_BASE_MS: "50",
+        PRICE_RETRY_MAX_MS: "300",
+      },
     }));
     await s.engine.start();
     const manifest = await generate({ cars: 300, seed: 91, skus: 60, missingWheels: 0.05, dupRate: 0.02, malformedRate: 0.02 }, s.kafka);

@@ -21,7 +21,10 @@ async function failedPriceErrors(s: Stack): Promise<string[]> {
 
 describe("engine: price API outages", () => {
   test("API down (FAIL_RATE 1) for a stretch: waiting cars end FAILED_GET_PRICE with the reason after their deadline; later cars complete", async () => {
-    const s = (current = await stack("api-down", { api: { delayMinMs: 0, delayMaxMs: 20, failRate: 1 }, engineEnv: { PRICE_DEADLINE_MS: "3000", PRICE_RETRY_BASE_MS: "50", PRICE_RETRY_MAX_MS: "400" } }));
+    const s = (current = await stack("api-down", {
+      api: { delayMinMs: 0, delayMaxMs: 20, failRate: 1 },
+      engineEnv: { PRICE_DEADLINE_MS: "3000", PRICE_RETRY_BASE_MS: "50", PRICE_RETRY_MAX_MS: "400" },
+    }));
     await s.engine.start();
     const during = await generate({ cars: 100, seed: 51, missingEngine: 0.05 }, s.kafka);
     // Every complete car of the first batch must fail (the API answers 503 all along its deadline).
@@ -29,10 +32,16 @@ describe("engine: price API outages", () => {
     expect(await until(async () => ((await s.engine.metrics())?.carsOut.FAILED_GET_PRICE ?? 0) >= completeDuring, 30_000, 200)).toBe(true);
     s.api.reconfigure({ failRate: 0 });
     const after = await generate({ cars: 100, seed: 52, missingEngine: 0.05 }, s.kafka);
-    expect(await engineCaughtUp(s.engine, { ...after, cars: [...during.cars, ...after.cars], deadLetters: [...during.deadLetters, ...after.deadLetters] }, 60_000)).toBe(true);
+    expect(
+      await engineCaughtUp(s.engine, { ...after, cars: [...during.cars, ...after.cars], deadLetters: [...during.deadLetters, ...after.deadLetters] }, 60_000),
+    ).toBe(true);
 
     // The first batch: nothing lost or doubled, complete cars failed on price with the reason.
-    const first = await verifyOutputs(s.kafka, { ...during, cars: [...during.cars, ...after.cars], deadLetters: [...during.deadLetters, ...after.deadLetters] }, { allowFailedPrice: true });
+    const first = await verifyOutputs(
+      s.kafka,
+      { ...during, cars: [...during.cars, ...after.cars], deadLetters: [...during.deadLetters, ...after.deadLetters] },
+      { allowFailedPrice: true },
+    );
     expect(first.problems).toEqual({});
     expect(first.failedPrice).toBe(completeDuring);
     const errors = await failedPriceErrors(s);

@@ -28,7 +28,11 @@ describe("engine: scale-out", () => {
     await second.start();
     // Both own partitions once the group has settled.
     const owned = async (e: EngineProcess) =>
-      ((await fetch(`${e.url}/ready`).then((r) => r.json()).catch(() => ({ partitions: [] }))) as { partitions: number[] }).partitions.length;
+      (
+        (await fetch(`${e.url}/ready`)
+          .then((r) => r.json())
+          .catch(() => ({ partitions: [] }))) as { partitions: number[] }
+      ).partitions.length;
     expect(await until(async () => (await owned(s.engine)) > 0 && (await owned(second!)) > 0, 30_000, 200)).toBe(true);
     const generating = generate({ cars: 2000, seed: 71, rate: 400, missingEngine: 0.03, dupRate: 0.03, conflictRate: 0.01 }, s.kafka);
     await until(async () => ((await second!.metrics())?.recordsIn ?? 0) > 1500, 30_000, 20);

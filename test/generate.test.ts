@@ -17,7 +17,17 @@ import { simulate } from "../src/generate/schedule.ts";
 import { validatePart } from "../src/ingest/validate.ts";
 import { freshTopics } from "./support/kafka.ts";
 
-const CHAOS = { lateRate: 0.15, dupRate: 0.15, conflictRate: 0.15, malformedRate: 0.15, missingBody: 0.05, missingEngine: 0.05, missingRemote: 0.05, missingWheels: 0.1, extraFieldRate: 0.2 };
+const CHAOS = {
+  lateRate: 0.15,
+  dupRate: 0.15,
+  conflictRate: 0.15,
+  malformedRate: 0.15,
+  missingBody: 0.05,
+  missingEngine: 0.05,
+  missingRemote: 0.05,
+  missingWheels: 0.1,
+  extraFieldRate: 0.2,
+};
 const options = (o: Partial<PlanOptions> = {}): PlanOptions => ({ ...planOptionsOf(generatorDefaults()), ...o });
 const TOPICS: Topics = topicsOf(loadSettings(kafkaSpec, { env: {}, argv: [] }));
 const ROLE_TOPICS: Record<InputRole, string> = { body: TOPICS.body, engine: TOPICS.engine, remoteControl: TOPICS.remoteControl, wheel: TOPICS.wheel };
@@ -36,7 +46,9 @@ function outcomes(m: Manifest) {
   const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   return {
     cars: m.cars.map(({ firstPartAt: _f, emittedAt: _e, ...rest }) => rest).sort((a, b) => byText(a.carId + a.partIds.join(), b.carId + b.partIds.join())),
-    deadLetters: m.deadLetters.map(({ partition: _p, offset: _o, detail: _d, timestamp: _t, ...rest }) => rest).sort((a, b) => byText(a.valueBase64 ?? "", b.valueBase64 ?? "")),
+    deadLetters: m.deadLetters
+      .map(({ partition: _p, offset: _o, detail: _d, timestamp: _t, ...rest }) => rest)
+      .sort((a, b) => byText(a.valueBase64 ?? "", b.valueBase64 ?? "")),
   };
 }
 
@@ -66,7 +78,12 @@ describe("plan", () => {
     const partRecords = plan.records.filter((r) => r.intent === "part" || r.intent === "late" || r.intent === "conflict");
     const ids = partRecords.map((r) => JSON.parse(new TextDecoder().decode(r.value)).partId);
     expect(new Set(ids).size).toBe(ids.length);
-    for (const [name, n] of [["late", plan.stats.late], ["duplicates", plan.stats.duplicates], ["conflicts", plan.stats.conflicts], ["malformed", plan.stats.malformed]] as const) {
+    for (const [name, n] of [
+      ["late", plan.stats.late],
+      ["duplicates", plan.stats.duplicates],
+      ["conflicts", plan.stats.conflicts],
+      ["malformed", plan.stats.malformed],
+    ] as const) {
       expect({ name, rate: n / 2000 > 0.1 && n / 2000 < 0.2 }).toEqual({ name, rate: true });
     }
     // Interleaving: about `interleave` cars are in progress at once.
@@ -173,8 +190,22 @@ describe("model: SPEC §4 rule by rule", () => {
   const T0 = 1_700_000_000_000;
   let seq = 0;
   const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-  const rec = (role: InputRole, part: Record<string, unknown>, timestamp: number, key: string | null = part.carId as string, producedAt = timestamp): ModelRecord => ({
-    seq: seq++, topic: ROLE_TOPICS[role], role, key, value: enc(part), timestamp, producedAt, partition: 0, offset: String(seq),
+  const rec = (
+    role: InputRole,
+    part: Record<string, unknown>,
+    timestamp: number,
+    key: string | null = part.carId as string,
+    producedAt = timestamp,
+  ): ModelRecord => ({
+    seq: seq++,
+    topic: ROLE_TOPICS[role],
+    role,
+    key,
+    value: enc(part),
+    timestamp,
+    producedAt,
+    partition: 0,
+    offset: String(seq),
   });
   const body = (carId: string, id = "B") => ({ carId, partId: `${carId}-${id}`, sku: `BD-${id}`, color: "red", material: "ABS", weightKg: 1.25 });
   const engine = (carId: string, id = "E") => ({ carId, partId: `${carId}-${id}`, sku: `EN-${id}` });
@@ -204,10 +235,7 @@ describe("model: SPEC §4 rule by rule", () => {
   });
 
   test("the window ends at exactly JOIN_TIMEOUT_MS: a part at that instant is not joined, it opens a new window", () => {
-    const m = runModel(
-      [rec("body", body("c2"), T0), rec("engine", engine("c2"), T0 + 4999), rec("remoteControl", remote("c2"), T0 + 5000)],
-      RULES,
-    );
+    const m = runModel([rec("body", body("c2"), T0), rec("engine", engine("c2"), T0 + 4999), rec("remoteControl", remote("c2"), T0 + 5000)], RULES);
     expect(m.cars.map((c) => [c.situation, c.missing, c.partIds, c.firstPartAt])).toEqual([
       ["MISSING_REMOTE_CONTROL", ["REMOTE_CONTROL", "WHEELS"], ["c2-B", "c2-E"], T0],
       ["MISSING_BODY", ["BODY", "ENGINE", "WHEELS"], ["c2-R"], T0 + 5000],
@@ -373,7 +401,9 @@ describe("wrong producer clocks (FUTURE_STAMPED, BAD_TIMESTAMP)", () => {
 
   test("the rest of each such car is judged without it; every other car is as in the same run without wrong clocks", () => {
     const without = runModel(modelRecordsOf(run.sent.filter((s) => s.record.clock === undefined)), o);
-    expect(run.model.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt])).toEqual(without.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt]));
+    expect(run.model.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt])).toEqual(
+      without.cars.map((c) => [c.carId, c.situation, c.partIds, c.firstPartAt]),
+    );
     const plain = dryRun(options({ cars: 400, seed: 31, ...CHAOS }));
     const affected = new Set(wrong.map((s) => s.record.carId));
     const others = (m: Manifest) => carsOf(m).filter((c) => !affected.has(c.split(" ")[0]!));
@@ -384,11 +414,16 @@ describe("wrong producer clocks (FUTURE_STAMPED, BAD_TIMESTAMP)", () => {
   });
 
   test("same seed and options give the same records; the options draw nothing from other cars' streams", () => {
-    const strip = (p: ReturnType<typeof buildPlan>) => p.records.map((r) => ({ ...r, value: Buffer.from(r.value).toString("base64"), malformed: r.malformed?.cls }));
+    const strip = (p: ReturnType<typeof buildPlan>) =>
+      p.records.map((r) => ({ ...r, value: Buffer.from(r.value).toString("base64"), malformed: r.malformed?.cls }));
     expect(strip(buildPlan(o))).toEqual(strip(run.plan));
     const affected = new Set(wrong.map((s) => s.record.carIndex));
     const plainRecords = strip(buildPlan(options({ cars: 400, seed: 31, ...CHAOS }))).filter((r) => !affected.has(r.carIndex));
-    expect(strip(run.plan).filter((r) => !affected.has(r.carIndex)).map(({ seq: _s, duplicateOf: _d, ...r }) => r)).toEqual(plainRecords.map(({ seq: _s, duplicateOf: _d, ...r }) => r));
+    expect(
+      strip(run.plan)
+        .filter((r) => !affected.has(r.carIndex))
+        .map(({ seq: _s, duplicateOf: _d, ...r }) => r),
+    ).toEqual(plainRecords.map(({ seq: _s, duplicateOf: _d, ...r }) => r));
   });
 
   test("settings that cannot work are refused with one line naming them", () => {
@@ -396,10 +431,16 @@ describe("wrong producer clocks (FUTURE_STAMPED, BAD_TIMESTAMP)", () => {
     expect(() => checkGeneratorSettings(base)).toThrow(/^FUTURE_STAMPED=6 \+ BAD_TIMESTAMP=5 must be <= CARS=10/);
     expect(() => checkGeneratorSettings({ ...base, badTimestamp: 0, futureAheadMs: 100_000 })).toThrow(/^FUTURE_AHEAD_MS=100000 must be >= MAX_CLOCK_SKEW_MS/);
     expect(() => checkGeneratorSettings({ ...base, badTimestamp: 4 })).not.toThrow();
-    expect(() => loadSettings(generatorSpec, { env: { KEY_BY: "carIdd" }, argv: [] })).toThrow('KEY_BY="carIdd" is invalid: must be one of carId, partId, none, mixed');
+    expect(() => loadSettings(generatorSpec, { env: { KEY_BY: "carIdd" }, argv: [] })).toThrow(
+      'KEY_BY="carIdd" is invalid: must be one of carId, partId, none, mixed',
+    );
     // Enum settings ignore case and keep their canonical spelling (as LOG_LEVEL=DEBUG does).
     expect(loadSettings(generatorSpec, { env: { KEY_BY: "PARTID" }, argv: [] }).keyBy).toBe("partId");
-    expect(loadSettings(generatorSpec, { env: {}, argv: ["--key-by", "partId", "--future-stamped", "3", "--bad-timestamp=2"] })).toMatchObject({ keyBy: "partId", futureStamped: 3, badTimestamp: 2 });
+    expect(loadSettings(generatorSpec, { env: {}, argv: ["--key-by", "partId", "--future-stamped", "3", "--bad-timestamp=2"] })).toMatchObject({
+      keyBy: "partId",
+      futureStamped: 3,
+      badTimestamp: 2,
+    });
   });
 });
 
@@ -527,9 +568,20 @@ async function checkAgainstLog(manifest: Manifest, settings: KafkaSettings, topi
   expect(perTopic).toEqual(manifest.counts.recordsByTopic);
 
   const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: settings.inputPartitions }, (_, id) => ({ partitionErrorCode: 0, partitionId: id, leader: 0, replicas: [0], isr: [0] }));
+  const partitionMetadata = Array.from({ length: settings.inputPartitions }, (_, id) => ({
+    partitionErrorCode: 0,
+    partitionId: id,
+    leader: 0,
+    replicas: [0],
+    isr: [0],
+  }));
   const dlAt = new Map(manifest.deadLetters.map((d) => [`${d.topic}/${d.partition}/${d.offset}`, d]));
-  const roleOf: Record<string, InputRole> = { [topics.body]: "body", [topics.engine]: "engine", [topics.remoteControl]: "remoteControl", [topics.wheel]: "wheel" };
+  const roleOf: Record<string, InputRole> = {
+    [topics.body]: "body",
+    [topics.engine]: "engine",
+    [topics.remoteControl]: "remoteControl",
+    [topics.wheel]: "wheel",
+  };
   const readBack: ModelRecord[] = [];
   const keyings = { carId: 0, partId: 0, none: 0 };
   for (const [i, g] of got.entries()) {
@@ -567,7 +619,17 @@ async function checkAgainstLog(manifest: Manifest, settings: KafkaSettings, topi
       keyings.none++;
     }
     // The reader's clock stands in for the engine's: it read the record after it was written.
-    readBack.push({ seq: i, topic: g.topic, role: roleOf[g.topic]!, key, value: g.message.value, timestamp: ts, producedAt: readAt, partition: g.partition, offset: g.message.offset });
+    readBack.push({
+      seq: i,
+      topic: g.topic,
+      role: roleOf[g.topic]!,
+      key,
+      value: g.message.value,
+      timestamp: ts,
+      producedAt: readAt,
+      partition: g.partition,
+      offset: g.message.offset,
+    });
   }
   expect(keyings).toEqual(manifest.counts.keying);
   expect(got.filter((g) => dlAt.has(`${g.topic}/${g.partition}/${g.message.offset}`)).length).toBe(manifest.counts.deadLetters);
@@ -628,14 +690,21 @@ test("against the broker: input topics the project creates refuse a record stamp
   await producer.connect();
   try {
     const guardOf = async (topic: string) => {
-      const res = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [TIMESTAMP_GUARD] }], includeSynonyms: false });
+      const res = await admin.describeConfigs({
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: [TIMESTAMP_GUARD] }],
+        includeSynonyms: false,
+      });
       return res.resources[0]!.configEntries[0]!.configValue;
     };
     expect(await guardOf(guarded.topics.wheel)).toBe("60000");
     expect(await guardOf(open.topics.wheel)).not.toBe("60000");
     const hourAhead = String(Date.now() + 3_600_000);
-    const send = (topic: string, timestamp: string) => producer.send({ topic, acks: -1, messages: [{ key: "car-1", value: `{"at":${timestamp}}`, timestamp }] });
-    const refused = await send(guarded.topics.wheel, hourAhead).then(() => undefined, (e: Error & { type?: string }) => e);
+    const send = (topic: string, timestamp: string) =>
+      producer.send({ topic, acks: -1, messages: [{ key: "car-1", value: `{"at":${timestamp}}`, timestamp }] });
+    const refused = await send(guarded.topics.wheel, hourAhead).then(
+      () => undefined,
+      (e: Error & { type?: string }) => e,
+    );
     expect(refused?.type ?? refused?.message).toMatch(/INVALID_TIMESTAMP|out of acceptable range/);
     // Output topics carry no guard: the engine writes cars with the parts' own times.
     expect(await guardOf(guarded.topics.completed)).not.toBe("60000");
@@ -643,10 +712,12 @@ test("against the broker: input topics the project creates refuse a record stamp
     // The guard bounds only the future: a negative timestamp passes it, so the engine must catch it.
     expect((await send(guarded.topics.wheel, "-1"))[0]!.errorCode).toBe(0);
     const got = await readInputs(kafka, [open.topics.wheel, guarded.topics.wheel], 2, 20_000);
-    expect(got.map((g) => [g.topic, g.message.timestamp]).sort()).toEqual([
-      [open.topics.wheel, hourAhead],
-      [guarded.topics.wheel, "-1"],
-    ].sort());
+    expect(got.map((g) => [g.topic, g.message.timestamp]).sort()).toEqual(
+      [
+        [open.topics.wheel, hourAhead],
+        [guarded.topics.wheel, "-1"],
+      ].sort(),
+    );
   } finally {
     await producer.disconnect();
     await admin.disconnect();
@@ -655,7 +726,10 @@ test("against the broker: input topics the project creates refuse a record stamp
 
 test("against the broker: FUTURE_STAMPED on guarded topics is refused before anything is sent", async () => {
   const { settings, topics } = await freshTopics("genguard");
-  const err = await generate({ cars: 20, seed: 79, futureStamped: 1 }, settings).then(() => undefined, (e: Error) => e);
+  const err = await generate({ cars: 20, seed: 79, futureStamped: 1 }, settings).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   expect(err).toBeInstanceOf(ConfigError);
   expect(err!.message).toContain(`${TIMESTAMP_GUARD}=60000`);
   const kafka = createKafka(settings, "gen-test-guard-offsets");

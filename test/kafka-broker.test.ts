@@ -96,7 +96,13 @@ describe("kafkajs under Bun against the real broker", () => {
     const groupId = `txn-group-${crypto.randomUUID()}`;
 
     const committed = await tp.transaction();
-    await committed.send({ topic: topics.completed, messages: [{ key: "car-1", value: "committed-1" }, { key: "car-2", value: "committed-2" }] });
+    await committed.send({
+      topic: topics.completed,
+      messages: [
+        { key: "car-1", value: "committed-1" },
+        { key: "car-2", value: "committed-2" },
+      ],
+    });
     await committed.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: topics.body, partitions: [{ partition: 0, offset: "7" }] }] });
     await committed.commit();
 

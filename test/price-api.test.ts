@@ -79,7 +79,8 @@ describe("mock price API", () => {
   test("/health answers, /admin/config switches failures on and off, bad values are refused", async () => {
     const a = await start({});
     expect(await (await fetch(`${a.url}/health`)).json()).toEqual({ ok: true });
-    const post = (body: unknown) => fetch(`${a.url}/admin/config`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    const post = (body: unknown) =>
+      fetch(`${a.url}/admin/config`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     expect((await post({ failRate: 1 })).status).toBe(200);
     expect((await fetch(`${a.url}/price/S`)).status).toBe(503);
     expect((await post({ failRate: 0 })).status).toBe(200);
@@ -99,7 +100,8 @@ describe("mock price API", () => {
     expect(await get("SKU-1")).toEqual({ status: 200, text: '{"sku":"SKU-1","price":-5}' });
     expect((await get("SKU-2")).text).toStartWith("<!doctype html>");
     expect(JSON.parse((await get("SKU-3")).text)).toEqual({ sku: "SKU-3", price: catalogPriceCents("SKU-3") / 100 });
-    const post = (body: unknown) => fetch(`${a.url}/admin/config`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    const post = (body: unknown) =>
+      fetch(`${a.url}/admin/config`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     const r = await post({ faults: { "SKU-3": "huge", "SKU-4": "three-decimals" } });
     expect(r.status).toBe(200);
     expect(((await r.json()) as { faults: unknown }).faults).toEqual({ "SKU-3": "huge", "SKU-4": "three-decimals" });

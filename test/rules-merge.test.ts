@@ -11,13 +11,18 @@ interface Rec {
   id: string;
 }
 const opts = { idleGraceMs: 500, maxBufferedPerTopic: 100 };
-const rec = (role: InputRole, offset: number, timestamp: number, fetchedAt = 0): Rec => ({ offset: String(offset), timestamp, fetchedAt, id: `${role}@${offset}` });
+const rec = (role: InputRole, offset: number, timestamp: number, fetchedAt = 0): Rec => ({
+  offset: String(offset),
+  timestamp,
+  fetchedAt,
+  id: `${role}@${offset}`,
+});
 
 describe("partition group merge", () => {
   test("whatever order fetches arrive in, records leave in timestamp order (ties: body, engine, remote, wheel)", () => {
     const logs: Record<InputRole, Rec[]> = { body: [], engine: [], remoteControl: [], wheel: [] };
     let seed = 3;
-    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     for (const role of INPUT_ROLES) {
       let ts = 0;
       for (let o = 0; o < 50; o++) logs[role].push(rec(role, o, (ts += Math.floor(random() * 5))));

@@ -194,7 +194,7 @@ describe("deadlines", () => {
     const p = policy({ deadlineMs: 1000, maxWaitingCars: 100_000 });
     const model = new Map<string, number>(); // car key → deadline
     let seed = 12345;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     let now = 0;
     for (let i = 0; i < 3000; i++) {
       now += rnd(5);

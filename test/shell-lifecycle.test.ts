@@ -78,14 +78,22 @@ describe("shell: pauses", () => {
       s.deliver("body", 0, [partMessage("body", `car-${c}`, `b-${c}`, c, at + c)]);
       s.deliver("engine", 0, [partMessage("engine", `car-${c}`, `e-${c}`, c, at + c)]);
       s.deliver("remoteControl", 0, [partMessage("remoteControl", `car-${c}`, `r-${c}`, c, at + c)]);
-      s.deliver("wheel", 0, ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)));
+      s.deliver(
+        "wheel",
+        0,
+        ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)),
+      );
     }
     caughtUp(s, 0);
     for (let turn = 0; turn < 100 && s.kafka.committed.get("wheel:0") !== "30"; turn++) await s.turn();
     expect(s.kafka.committed.get("wheel:0")).toBe("30");
     expect(s.pricing.waiting).toBe(0);
     // Now each released record completes a car.
-    s.deliver("wheel", 0, Array.from({ length: cars }, (_, c) => partMessage("wheel", `car-${c}`, `w-${c}-3`, 30 + c, at + c, "REAR_RIGHT")));
+    s.deliver(
+      "wheel",
+      0,
+      Array.from({ length: cars }, (_, c) => partMessage("wheel", `car-${c}`, `w-${c}-3`, 30 + c, at + c, "REAR_RIGHT")),
+    );
     caughtUp(s, 0);
     let maxWaiting = 0;
     let pausedWhileFull = false;
@@ -109,10 +117,15 @@ describe("shell: record cache", () => {
     s.deliver("body", 0, [partMessage("body", carId, `${carId}-b`, n, at)]);
     s.deliver("engine", 0, [partMessage("engine", carId, `${carId}-e`, n, at)]);
     s.deliver("remoteControl", 0, [partMessage("remoteControl", carId, `${carId}-r`, n, at)]);
-    s.deliver("wheel", 0, ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", carId, `${carId}-w${i}`, 4 * n + i, at, pl)));
+    s.deliver(
+      "wheel",
+      0,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", carId, `${carId}-w${i}`, 4 * n + i, at, pl)),
+    );
     caughtUp(s, 0);
   }
-  const waitingEntries = (s: Shell) => s.kafka.changelogWrites.filter((r) => r.key!.startsWith("p/")).map((r) => `${r.key}=${r.value === null ? "tombstone" : "entry"}`);
+  const waitingEntries = (s: Shell) =>
+    s.kafka.changelogWrites.filter((r) => r.key!.startsWith("p/")).map((r) => `${r.key}=${r.value === null ? "tombstone" : "entry"}`);
 
   test("a car assembled and priced before its transaction starts writes no waiting-car entry and no tombstone", async () => {
     const s = shell({ instantPricing: true });
@@ -142,7 +155,8 @@ describe("shell: rewinding and ownership", () => {
     const s = shell();
     await owning(s, [0]);
     const at = s.clock.now();
-    const engines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => partMessage("engine", `car-${from + i}`, `e-${from + i}`, from + i, at + from + i));
+    const engines = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => partMessage("engine", `car-${from + i}`, `e-${from + i}`, from + i, at + from + i));
     caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
     expect(s.deliver("engine", 0, engines(0, 5))).toBe(5);
     caughtUp(s, 0);

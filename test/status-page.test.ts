@@ -12,7 +12,16 @@ import { parseMetrics } from "../src/engine/scrape.ts";
 import { engineCaughtUp, generate, stack, until, type Stack } from "./support/stack.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const SHOTS = resolve(import.meta.dir, "..", ".local", "screenshots");
 
 let current: Stack | undefined;
@@ -30,7 +39,11 @@ afterEach(async () => {
 
 /** The exact number behind a tile or an outcome of the page (its data-value attribute). */
 async function shown(page: Page, metric: string): Promise<number | undefined> {
-  const v = await page.locator(`[data-metric="${metric}"]`).first().getAttribute("data-value", { timeout: 2000 }).catch(() => null);
+  const v = await page
+    .locator(`[data-metric="${metric}"]`)
+    .first()
+    .getAttribute("data-value", { timeout: 2000 })
+    .catch(() => null);
   return v === null ? undefined : Number(v);
 }
 
@@ -60,7 +73,11 @@ async function screenshot(page: Page, name: string): Promise<string> {
 /** The engine's HTTP app over metrics the test sets itself: what the page makes of states a short run rarely reaches. */
 function servedMetrics(): { metrics: EngineMetrics; url: string } {
   const metrics = new EngineMetrics();
-  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: engineHttp({ metrics, failure: () => undefined, status: () => ({ ready: true }), health: () => ({ ok: true }) }).fetch });
+  server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: engineHttp({ metrics, failure: () => undefined, status: () => ({ ready: true }), health: () => ({ ok: true }) }).fetch,
+  });
   return { metrics, url: `http://127.0.0.1:${server.port}` };
 }
 

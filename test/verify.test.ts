@@ -17,7 +17,17 @@ import { verify } from "../src/verify/index.ts";
 import { formatReport } from "../src/verify/report.ts";
 import { freshTopics } from "./support/kafka.ts";
 
-const CHAOS = { lateRate: 0.1, dupRate: 0.1, conflictRate: 0.1, malformedRate: 0.1, missingBody: 0.05, missingEngine: 0.05, missingRemote: 0.05, missingWheels: 0.1, extraFieldRate: 0.3 };
+const CHAOS = {
+  lateRate: 0.1,
+  dupRate: 0.1,
+  conflictRate: 0.1,
+  malformedRate: 0.1,
+  missingBody: 0.05,
+  missingEngine: 0.05,
+  missingRemote: 0.05,
+  missingWheels: 0.1,
+  extraFieldRate: 0.3,
+};
 
 /** A manifest and the outputs a correct engine writes for it, without Kafka. */
 function scenario(topics: Topics, cars = 120, seed = 4, extra: Partial<PlanOptions> = {}) {
@@ -96,11 +106,13 @@ describe("compare (pure)", () => {
   });
 
   test("a wrong price in the prices map", () => {
-    const r = run(withValue(completed, (v) => {
-      const prices = v.prices as Record<string, number>;
-      const sku = Object.keys(prices)[0]!;
-      prices[sku] = prices[sku]! + 1;
-    }));
+    const r = run(
+      withValue(completed, (v) => {
+        const prices = v.prices as Record<string, number>;
+        const sku = Object.keys(prices)[0]!;
+        prices[sku] = prices[sku]! + 1;
+      }),
+    );
     expect(kinds(r)).toEqual(["wrongPrices"]);
   });
 
@@ -115,17 +127,26 @@ describe("compare (pure)", () => {
   });
 
   test("a dropped extra field", () => {
-    const withExtra = index((_, v) => [v.body, v.engine, v.remoteControl, ...(v.wheels as unknown[])].some((p) => p && Object.keys(p as object).some((k) => !["carId", "partId", "sku", "color", "material", "weightKg", "channelFrequency", "placement"].includes(k))));
+    const withExtra = index((_, v) =>
+      [v.body, v.engine, v.remoteControl, ...(v.wheels as unknown[])].some(
+        (p) =>
+          p && Object.keys(p as object).some((k) => !["carId", "partId", "sku", "color", "material", "weightKg", "channelFrequency", "placement"].includes(k)),
+      ),
+    );
     expect(withExtra).toBeGreaterThanOrEqual(0);
     const strip = (p: unknown) => {
       if (!p) return p;
       const { carId, partId, sku, color, material, weightKg, channelFrequency, placement } = p as Record<string, unknown>;
-      return Object.fromEntries(Object.entries({ carId, partId, sku, color, material, weightKg, channelFrequency, placement }).filter(([, x]) => x !== undefined));
+      return Object.fromEntries(
+        Object.entries({ carId, partId, sku, color, material, weightKg, channelFrequency, placement }).filter(([, x]) => x !== undefined),
+      );
     };
-    const r = run(withValue(withExtra, (v) => {
-      for (const k of ["body", "engine", "remoteControl"]) if (v[k]) v[k] = strip(v[k]);
-      v.wheels = (v.wheels as unknown[]).map(strip);
-    }));
+    const r = run(
+      withValue(withExtra, (v) => {
+        for (const k of ["body", "engine", "remoteControl"]) if (v[k]) v[k] = strip(v[k]);
+        v.wheels = (v.wheels as unknown[]).map(strip);
+      }),
+    );
     expect(kinds(r)).toEqual(["wrongParts"]);
   });
 
@@ -152,7 +173,9 @@ describe("compare (pure)", () => {
 
   test("a dead letter with the wrong class, source or key", () => {
     expect(kinds(run(withValue(dlq, (v) => (v.reason = `UNKNOWN: ${String(v.reason)}`))))).toEqual(["wrongDeadLetterClass"]);
-    expect(kinds(run(withValue(dlq, (v) => (v.reason = String(v.reason).replace(/^[A-Z_]+:/, (c) => (c === "CONFLICT:" ? "BAD_VALUE:" : "CONFLICT:"))))))).toEqual(["wrongDeadLetterClass"]);
+    expect(
+      kinds(run(withValue(dlq, (v) => (v.reason = String(v.reason).replace(/^[A-Z_]+:/, (c) => (c === "CONFLICT:" ? "BAD_VALUE:" : "CONFLICT:")))))),
+    ).toEqual(["wrongDeadLetterClass"]);
     expect(kinds(run(withValue(dlq, (v) => (v.offset = String(Number(v.offset) + 1)))))).toEqual(["wrongDeadLetterSource"]);
     expect(kinds(run(withValue(dlq, (v) => (v.key = "someone-else"))))).toEqual(["wrongDeadLetterKey"]);
   });
@@ -264,7 +287,12 @@ describe("compare (pure): wrong clocks and keys other than carId", () => {
 
 async function produceTransactionally(settings: Parameters<typeof createKafka>[0], records: readonly OutputRecord[], abort = false) {
   const kafka = createKafka(settings, "verify-test-writer");
-  const producer = kafka.producer({ transactionalId: `verify-test-${crypto.randomUUID()}`, idempotent: true, maxInFlightRequests: 1, createPartitioner: murmur2Partitioner });
+  const producer = kafka.producer({
+    transactionalId: `verify-test-${crypto.randomUUID()}`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: murmur2Partitioner,
+  });
   await producer.connect();
   try {
     const tx = await producer.transaction();

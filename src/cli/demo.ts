@@ -39,7 +39,14 @@ try {
 
   const httpPort = await freePort();
   const engine = Bun.spawn([process.execPath, new URL("./engine.ts", import.meta.url).pathname], {
-    env: { ...env, KAFKA_BROKERS: kafka.brokers.join(","), TOPIC_PREFIX: kafka.topicPrefix, PRICE_API_URL: priceApi.url, HTTP_PORT: String(httpPort), GROUP_ID: `${kafka.topicPrefix}engine` },
+    env: {
+      ...env,
+      KAFKA_BROKERS: kafka.brokers.join(","),
+      TOPIC_PREFIX: kafka.topicPrefix,
+      PRICE_API_URL: priceApi.url,
+      HTTP_PORT: String(httpPort),
+      GROUP_ID: `${kafka.topicPrefix}engine`,
+    },
     stdout: "inherit",
     stderr: "inherit",
   });
@@ -49,7 +56,11 @@ try {
   });
   const metricsUrl = `http://127.0.0.1:${httpPort}`;
   const t0 = Date.now();
-  while (!(await fetch(`${metricsUrl}/ready`).then((r) => r.ok).catch(() => false))) {
+  while (
+    !(await fetch(`${metricsUrl}/ready`)
+      .then((r) => r.ok)
+      .catch(() => false))
+  ) {
     if (Date.now() - t0 > 60_000) throw new Error("the engine did not become ready within 60 s");
     await Bun.sleep(200);
   }
@@ -84,13 +95,30 @@ try {
 
   const genStart = Date.now();
   const manifest = await generate(
-    { cars: demo.cars, seed: demo.seed, missingBody: 0.02, missingEngine: 0.02, missingRemote: 0.02, missingWheels: 0.02, lateRate: 0.01, dupRate: 0.02, conflictRate: 0.01, malformedRate: 0.01, rate: demo.rate },
+    {
+      cars: demo.cars,
+      seed: demo.seed,
+      missingBody: 0.02,
+      missingEngine: 0.02,
+      missingRemote: 0.02,
+      missingWheels: 0.02,
+      lateRate: 0.01,
+      dupRate: 0.02,
+      conflictRate: 0.01,
+      malformedRate: 0.01,
+      rate: demo.rate,
+    },
     kafka,
   );
   const genMs = Date.now() - genStart;
   const expectedCars = manifest.cars.length;
   const expectedOut = expectedCars + manifest.deadLetters.length;
-  const read = await readOutputs(kafka, [topics.completed, topics.incomplete, topics.dlq], { quietMs: 8000, timeoutMs: 10 * 60_000, expectedRecords: expectedOut, earlyQuietMs: 1500 });
+  const read = await readOutputs(kafka, [topics.completed, topics.incomplete, topics.dlq], {
+    quietMs: 8000,
+    timeoutMs: 10 * 60_000,
+    expectedRecords: expectedOut,
+    earlyQuietMs: 1500,
+  });
   clearInterval(progress);
   process.stderr.write("\n");
   const report = compare(manifest, read.records, { allowFailedPrice: false });
@@ -108,7 +136,9 @@ try {
     "engine cars/s": { value: Math.round(expectedCars / engineS) },
     "engine records/s": { value: Math.round(records / engineS) },
     "latency p50 / p99 / max, ms (COMPLETED: last part → visible)": { value: `${latency.completed.p50} / ${latency.completed.p99} / ${latency.completed.max}` },
-    "latency p50 / p99 / max, ms (incomplete: window end → visible)": { value: `${latency.incomplete.p50} / ${latency.incomplete.p99} / ${latency.incomplete.max}` },
+    "latency p50 / p99 / max, ms (incomplete: window end → visible)": {
+      value: `${latency.incomplete.p50} / ${latency.incomplete.p99} / ${latency.incomplete.max}`,
+    },
     "peak engine RSS (MB)": { value: Math.round(peakRss / 1e6) },
     "price API requests": { value: priceApi.stats().served },
     "price API max concurrency seen": { value: priceApi.stats().maxConcurrencySeen },

@@ -31,7 +31,9 @@ try {
   switch (command) {
     case "start": {
       const r = await startBroker(local, { ...kafka, brokers }, log);
-      log(`${r.started ? "started" : "already running"}: Kafka ${local.version} on 127.0.0.1:${local.port} (pid ${r.pid}) in ${(r.ms / 1000).toFixed(1)} s; topics ready`);
+      log(
+        `${r.started ? "started" : "already running"}: Kafka ${local.version} on 127.0.0.1:${local.port} (pid ${r.pid}) in ${(r.ms / 1000).toFixed(1)} s; topics ready`,
+      );
       break;
     }
     case "stop":
@@ -39,7 +41,11 @@ try {
       break;
     case "status": {
       const s = brokerStatus(local);
-      console.log(s.running ? `running: Kafka ${local.version}, pid ${s.pid}, 127.0.0.1:${s.port}, data ${s.dataDir}` : `stopped (Kafka ${local.version}, data ${s.dataDir})`);
+      console.log(
+        s.running
+          ? `running: Kafka ${local.version}, pid ${s.pid}, 127.0.0.1:${s.port}, data ${s.dataDir}`
+          : `stopped (Kafka ${local.version}, data ${s.dataDir})`,
+      );
       process.exit(s.running ? 0 : 3);
     }
     case "consume": {
@@ -47,8 +53,18 @@ try {
       const [topic, ...extra] = rest;
       if (!topic) throw new ConfigError("usage: bun src/cli/kafka.ts consume TOPIC [console-consumer flags]");
       const cmd = toolCommand(local, "org.apache.kafka.tools.consumer.ConsoleConsumer", [
-        "--bootstrap-server", brokers.join(","), "--topic", kafka.topicPrefix + topic, "--from-beginning",
-        "--isolation-level", "read_committed", "--property", "print.key=true", "--property", "print.timestamp=true", ...extra,
+        "--bootstrap-server",
+        brokers.join(","),
+        "--topic",
+        kafka.topicPrefix + topic,
+        "--from-beginning",
+        "--isolation-level",
+        "read_committed",
+        "--property",
+        "print.key=true",
+        "--property",
+        "print.timestamp=true",
+        ...extra,
       ]);
       const child = Bun.spawn(cmd, { stdio: ["inherit", "inherit", "inherit"] });
       process.exit(await child.exited);

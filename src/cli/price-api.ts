@@ -15,7 +15,9 @@ try {
 }
 const api = await startPriceApi(settings, { hostname: "0.0.0.0" });
 const faulty = Object.keys(settings.faults).length;
-logger.info(`listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency}${faulty ? `, ${faulty} faulty SKUs` : ""})`);
+logger.info(
+  `listening on ${api.url} (delay ${settings.delayMinMs}-${settings.delayMaxMs} ms, fail ${settings.failRate}, hang ${settings.hangRate}, max concurrency ${settings.maxConcurrency}${faulty ? `, ${faulty} faulty SKUs` : ""})`,
+);
 const stop = async () => {
   await api.stop();
   process.exit(0);

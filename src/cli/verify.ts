@@ -28,7 +28,9 @@ try {
     },
   });
   if (tty) process.stderr.write("\n");
-  console.log(`read ${read.records} records in ${(read.elapsedMs / 1000).toFixed(1)} s${read.timedOut ? ` (timed out${read.caughtUp ? "" : " before catching up"})` : ""}`);
+  console.log(
+    `read ${read.records} records in ${(read.elapsedMs / 1000).toFixed(1)} s${read.timedOut ? ` (timed out${read.caughtUp ? "" : " before catching up"})` : ""}`,
+  );
   console.log(formatReport(report));
   process.exit(exitCodeOf(report));
 } catch (e) {

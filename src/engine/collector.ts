@@ -103,7 +103,8 @@ export class RecordCollector {
   /** Hands over everything collected so far as one transaction's content, and starts afresh. */
   take(): CommitBatch {
     const records = this.outputs;
-    for (const [key, value] of this.changelog) records.push({ topic: this.topics.changelog, partition: this.partition, key, value: typeof value === "function" ? value() : value });
+    for (const [key, value] of this.changelog)
+      records.push({ topic: this.topics.changelog, partition: this.partition, key, value: typeof value === "function" ? value() : value });
     const batch: CommitBatch = {
       records,
       offsets: [...this.offsets].map(([topic, offset]) => ({ topic, partition: this.partition, offset })),

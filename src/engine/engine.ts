@@ -86,7 +86,13 @@ export class Engine {
     });
     this.source = new InputSource(
       this.kafka,
-      { groupId: settings.groupId, topics: this.topics, probeIntervalMs: 50, sessionTimeoutMs: settings.sessionTimeoutMs, log: (line) => this.logger.warn(line) },
+      {
+        groupId: settings.groupId,
+        topics: this.topics,
+        probeIntervalMs: 50,
+        sessionTimeoutMs: settings.sessionTimeoutMs,
+        log: (line) => this.logger.warn(line),
+      },
       {
         onRecords: (role, partition, messages, fetchedAt, atLogEnd) => {
           const n = this.tasks.task(partition)?.addRecords(role, messages, fetchedAt, atLogEnd) ?? 0;
@@ -115,7 +121,12 @@ export class Engine {
       },
       this.taskObserver(),
     );
-    this.thread = new StreamThread(ports, this.tasks, { commitIntervalMs: settings.commitIntervalMs, maxWaitingCars: settings.priceMaxWaitingCars }, this.threadObserver());
+    this.thread = new StreamThread(
+      ports,
+      this.tasks,
+      { commitIntervalMs: settings.commitIntervalMs, maxWaitingCars: settings.priceMaxWaitingCars },
+      this.threadObserver(),
+    );
   }
 
   status(): EngineStatus {
@@ -190,10 +201,13 @@ export class Engine {
         if (why === "revoked") this.logger.info(`engine: partition ${partition} closed`);
         else {
           if (why.name === "TaskCorruptedError") this.metrics.rebuilds.add({}, 1);
-          this.logger.warn(`engine: ${why.message}; ${why.name === "TaskCorruptedError" ? "rebuilding it from Kafka" : "taking it again only if still assigned"}`);
+          this.logger.warn(
+            `engine: ${why.message}; ${why.name === "TaskCorruptedError" ? "rebuilding it from Kafka" : "taking it again only if still assigned"}`,
+          );
         }
       },
-      takeFailed: (partitions, error, retryInMs) => this.logger.warn(`engine: taking partitions ${partitions.join(",")} failed, again in ${retryInMs} ms: ${error.message}`),
+      takeFailed: (partitions, error, retryInMs) =>
+        this.logger.warn(`engine: taking partitions ${partitions.join(",")} failed, again in ${retryInMs} ms: ${error.message}`),
       committed: (report) => this.committed(report),
       released: (records, at) => {
         for (const { record } of records) this.metrics.mergeWait.observe((at - record.fetchedAt) / 1000);

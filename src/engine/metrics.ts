@@ -164,24 +164,50 @@ export class EngineMetrics {
   readonly inFlight = this.gauge("rccar_price_requests_in_flight", "price requests open now");
   readonly priceSaturated = this.counter("rccar_price_saturated_seconds_total", "time with PRICE_MAX_IN_FLIGHT requests open while cars waited");
   readonly priceWaiting = this.counter("rccar_price_waiting_seconds_total", "time with cars waiting for prices");
-  readonly priceRequestErrors = this.counter("rccar_price_request_errors_total", "price requests that failed, by reason (http_5xx, http_4xx, timeout, connection, bad_body)", ["reason"]);
+  readonly priceRequestErrors = this.counter(
+    "rccar_price_request_errors_total",
+    "price requests that failed, by reason (http_5xx, http_4xx, timeout, connection, bad_body)",
+    ["reason"],
+  );
   readonly transactions = this.counter("rccar_transactions_total", "Kafka transactions, by result", ["result"]);
   readonly heapUsed = this.gauge("rccar_heap_used_bytes", "JavaScript heap in use, by thread (main, join-0, join-1, ...)", ["thread"]);
-  readonly partitionPaused = this.gauge("rccar_partition_paused", "input topic-partitions paused (1), by reason lane_full|no_room", ["topic", "partition", "reason"]);
+  readonly partitionPaused = this.gauge("rccar_partition_paused", "input topic-partitions paused (1), by reason lane_full|no_room", [
+    "topic",
+    "partition",
+    "reason",
+  ]);
   readonly partitionLastProgress = this.gauge("rccar_partition_last_progress_seconds", "unix time of each partition's last progress", ["partition"]);
   readonly partitionWatermarkDelay = this.gauge("rccar_partition_watermark_delay_seconds", "wall clock minus each partition's watermark", ["partition"]);
-  readonly partitionStalled = this.gauge("rccar_partition_stalled", "partitions with input waiting and no progress for STALL_TIMEOUT_MS (1), by reason", ["partition", "reason"]);
+  readonly partitionStalled = this.gauge("rccar_partition_stalled", "partitions with input waiting and no progress for STALL_TIMEOUT_MS (1), by reason", [
+    "partition",
+    "reason",
+  ]);
   readonly restores = this.counter("rccar_restores_total", "partition sets taken and restored from the changelog");
   readonly rebuilds = this.counter("rccar_rebuilds_total", "tasks closed and rebuilt from Kafka after a failed commit");
   readonly kafkaRetriable = this.counter("rccar_kafka_retriable_total", "retriable Kafka client errors, by type", ["type"]);
   readonly priceLatency = new Histogram("rccar_price_request_seconds", "price request latency", [0.01, 0.05, 0.1, 0.25, 0.5, 0.8, 1, 2, 5], this.registry);
   readonly commitLatency = new Histogram("rccar_commit_seconds", "transaction commit latency", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], this.registry);
   /** Where a car's time goes, stage by stage (the bench prints them beside its latency). */
-  readonly mergeWait = new Histogram("rccar_stage_merge_wait_seconds", "input record fetched → released by its partition's timestamp merge", STAGE_BOUNDS, this.registry);
+  readonly mergeWait = new Histogram(
+    "rccar_stage_merge_wait_seconds",
+    "input record fetched → released by its partition's timestamp merge",
+    STAGE_BOUNDS,
+    this.registry,
+  );
   readonly joinTurn = new Histogram("rccar_stage_join_seconds", "one turn's records through the join workers and back", STAGE_BOUNDS, this.registry);
   readonly priceWait = new Histogram("rccar_stage_price_wait_seconds", "assembled car waiting for its prices", STAGE_BOUNDS, this.registry);
-  readonly commitWait = new Histogram("rccar_stage_commit_wait_seconds", "oldest output of a transaction, collected → its transaction started", STAGE_BOUNDS, this.registry);
-  readonly restoreSeconds = new Histogram("rccar_restore_seconds", "time from taking partitions to processing them", [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30], this.registry);
+  readonly commitWait = new Histogram(
+    "rccar_stage_commit_wait_seconds",
+    "oldest output of a transaction, collected → its transaction started",
+    STAGE_BOUNDS,
+    this.registry,
+  );
+  readonly restoreSeconds = new Histogram(
+    "rccar_restore_seconds",
+    "time from taking partitions to processing them",
+    [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30],
+    this.registry,
+  );
   readonly recentDeadLetters = new RecentDeadLetters(50);
   readonly startedAt = Date.now();
 

@@ -14,7 +14,18 @@ export interface EngineCounters {
 }
 
 export function parseMetrics(text: string): EngineCounters {
-  const c: EngineCounters = { recordsIn: 0, carsOut: {}, deadLetters: 0, waiting: 0, inFlight: 0, openCars: 0, rssBytes: 0, heapUsedBytes: {}, priceSaturatedS: 0, priceWaitingS: 0 };
+  const c: EngineCounters = {
+    recordsIn: 0,
+    carsOut: {},
+    deadLetters: 0,
+    waiting: 0,
+    inFlight: 0,
+    openCars: 0,
+    rssBytes: 0,
+    heapUsedBytes: {},
+    priceSaturatedS: 0,
+    priceWaitingS: 0,
+  };
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line === "") continue;
     const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);

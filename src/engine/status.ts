@@ -90,8 +90,18 @@ export function sampleOf(m: EngineMetrics, t: number, loopDelayMaxS: number): St
     commitsFailed: m.transactions.get({ result: "failed" }),
     lag,
     watermarkDelayS,
-    pausedPartitions: new Set(m.partitionPaused.entries().filter((e) => e.value > 0).map((e) => String(e.labels.partition))).size,
-    stalledPartitions: new Set(m.partitionStalled.entries().filter((e) => e.value > 0).map((e) => String(e.labels.partition))).size,
+    pausedPartitions: new Set(
+      m.partitionPaused
+        .entries()
+        .filter((e) => e.value > 0)
+        .map((e) => String(e.labels.partition)),
+    ).size,
+    stalledPartitions: new Set(
+      m.partitionStalled
+        .entries()
+        .filter((e) => e.value > 0)
+        .map((e) => String(e.labels.partition)),
+    ).size,
     restores: m.restores.get({}),
     rebuilds: m.rebuilds.get({}),
     kafkaRetriable: m.kafkaRetriable.total(),
@@ -122,7 +132,8 @@ export function partitionsOf(m: EngineMetrics): PartitionStatus[] {
   }
   for (const { labels, value } of m.partitionWatermarkDelay.entries()) row(labels.partition).watermarkDelayS = value;
   for (const { labels, value } of m.partitionLastProgress.entries()) row(labels.partition).lastProgressAt = value * 1000;
-  for (const { labels, value } of m.partitionPaused.entries()) if (value > 0) row(labels.partition).paused.push({ topic: String(labels.topic), reason: String(labels.reason) });
+  for (const { labels, value } of m.partitionPaused.entries())
+    if (value > 0) row(labels.partition).paused.push({ topic: String(labels.topic), reason: String(labels.reason) });
   for (const { labels, value } of m.partitionStalled.entries()) if (value > 0) row(labels.partition).stalled.push(String(labels.reason));
   return [...rows.values()].sort((a, b) => Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition));
 }

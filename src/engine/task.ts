@@ -63,7 +63,6 @@ export class PartitionTask {
   /** Set when a commit failed: the task is corrupted and must be rebuilt. */
   failure: unknown;
 
-
   constructor(
     readonly partition: number,
     readonly sink: SinkPort,
@@ -131,7 +130,12 @@ export class PartitionTask {
       last.set(role, record.offset);
       if (record.rejected === undefined) continue;
       rejected++;
-      this.collector.deadLetter({ topic: this.options.topics[role], partition: this.partition, offset: record.offset }, record.key, record.value, record.rejected);
+      this.collector.deadLetter(
+        { topic: this.options.topics[role], partition: this.partition, offset: record.offset },
+        record.key,
+        record.value,
+        record.rejected,
+      );
     }
     const joined = rejected === 0 ? records : records.filter((r) => r.record.rejected === undefined);
     for (const [role, offset] of last) this.collector.consumed(this.options.topics[role], (BigInt(offset) + 1n).toString());
@@ -184,7 +188,13 @@ export class PartitionTask {
     if (this.state !== "running" || this.inFlight !== undefined || this.failure !== undefined || this.collector.isEmpty) return;
     const batch = this.collector.take();
     const t0 = this.clock();
-    const report = (error?: unknown): CommitReport => ({ partition: this.partition, ms: this.clock() - t0, waitedMs: t0 - batch.since, batch, ...(error === undefined ? {} : { error }) });
+    const report = (error?: unknown): CommitReport => ({
+      partition: this.partition,
+      ms: this.clock() - t0,
+      waitedMs: t0 - batch.since,
+      batch,
+      ...(error === undefined ? {} : { error }),
+    });
     this.inFlight = this.sink.commit(batch.records, batch.offsets).then(
       () => {
         this.inFlight = undefined;
@@ -222,7 +232,10 @@ export class PartitionTask {
       record.rejected = deadLetterReason("BAD_TIMESTAMP", `record timestamp ${m.timestamp} is not a usable time`);
       record.timestamp = Number.NEGATIVE_INFINITY;
     } else if (timestamp - fetchedAt > this.options.maxClockSkewMs) {
-      record.rejected = deadLetterReason("FUTURE_TIMESTAMP", `stamped ${timestamp - fetchedAt} ms ahead of the engine's clock (MAX_CLOCK_SKEW_MS=${this.options.maxClockSkewMs})`);
+      record.rejected = deadLetterReason(
+        "FUTURE_TIMESTAMP",
+        `stamped ${timestamp - fetchedAt} ms ahead of the engine's clock (MAX_CLOCK_SKEW_MS=${this.options.maxClockSkewMs})`,
+      );
       record.timestamp = Number.NEGATIVE_INFINITY;
     }
     return record;

@@ -37,10 +37,12 @@ export function checkIntent(plan: Plan, stamped: readonly Stamped[], model: Mode
         if (age === undefined || age > timelyLimit) problem(`sent ${age} ms after the car's first part; timely parts must be within ${timelyLimit} ms`);
         break;
       case "late":
-        if (age === undefined || age < joinTimeoutMs + LATE_MARGIN_MS) problem(`sent only ${age} ms after the car's first part; late parts must be >= ${joinTimeoutMs + LATE_MARGIN_MS} ms`);
+        if (age === undefined || age < joinTimeoutMs + LATE_MARGIN_MS)
+          problem(`sent only ${age} ms after the car's first part; late parts must be >= ${joinTimeoutMs + LATE_MARGIN_MS} ms`);
         break;
       case "duplicate":
-        if (age === undefined || age > dedupRetentionMs - DEDUP_MARGIN_MS) problem(`sent ${age} ms after the car's first part, too near DEDUP_RETENTION_MS=${dedupRetentionMs}`);
+        if (age === undefined || age > dedupRetentionMs - DEDUP_MARGIN_MS)
+          problem(`sent ${age} ms after the car's first part, too near DEDUP_RETENTION_MS=${dedupRetentionMs}`);
         break;
       case "malformed":
       case "futureStamped":
@@ -48,18 +50,31 @@ export function checkIntent(plan: Plan, stamped: readonly Stamped[], model: Mode
         break;
     }
     const expected =
-      r.intent === "part" ? (r.opensCar ? "opened a car" : "joined the open car")
-      : r.intent === "late" ? "opened a car"
-      : r.intent === "duplicate" ? "absorbed"
-      : r.intent === "conflict" ? "dead letter CONFLICT"
-      : r.intent === "futureStamped" ? "dead letter FUTURE_TIMESTAMP"
-      : r.intent === "badTimestamp" ? "dead letter BAD_TIMESTAMP"
-      : `dead letter ${r.malformed?.cls}`;
+      r.intent === "part"
+        ? r.opensCar
+          ? "opened a car"
+          : "joined the open car"
+        : r.intent === "late"
+          ? "opened a car"
+          : r.intent === "duplicate"
+            ? "absorbed"
+            : r.intent === "conflict"
+              ? "dead letter CONFLICT"
+              : r.intent === "futureStamped"
+                ? "dead letter FUTURE_TIMESTAMP"
+                : r.intent === "badTimestamp"
+                  ? "dead letter BAD_TIMESTAMP"
+                  : `dead letter ${r.malformed?.cls}`;
     const actual =
-      fate === undefined ? "no fate"
-      : fate.kind === "joined" ? (fate.opened ? "opened a car" : "joined the open car")
-      : fate.kind === "absorbed" ? "absorbed"
-      : `dead letter ${fate.cls}`;
+      fate === undefined
+        ? "no fate"
+        : fate.kind === "joined"
+          ? fate.opened
+            ? "opened a car"
+            : "joined the open car"
+          : fate.kind === "absorbed"
+            ? "absorbed"
+            : `dead letter ${fate.cls}`;
     if (expected !== actual) problem(`the model says ${actual}, the plan meant ${expected}`);
   }
   return problems;

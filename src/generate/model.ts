@@ -244,7 +244,12 @@ function isComplete(p: CarParts): boolean {
 }
 
 function missingOf(p: CarParts): MissingKind[] {
-  return missingKinds({ body: !!p.body, engine: !!p.engine, remoteControl: !!p.remoteControl, wheelPlacements: new Set(p.wheels.map((w) => w.placement)).size });
+  return missingKinds({
+    body: !!p.body,
+    engine: !!p.engine,
+    remoteControl: !!p.remoteControl,
+    wheelPlacements: new Set(p.wheels.map((w) => w.placement)).size,
+  });
 }
 
 function finish(car: ModelCar, at: number): void {

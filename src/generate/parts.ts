@@ -1,13 +1,6 @@
 // Valid parts as a factory would publish them (SPEC §3): the catalog of SKUs, the fields
 // of each kind, and now and then an unknown extra field that must pass through the engine.
-import {
-  CHANNEL_FREQUENCIES,
-  KIND_OF_ROLE,
-  type InputRole,
-  type Part,
-  type PartKind,
-  type WheelPlacement,
-} from "../domain.ts";
+import { CHANNEL_FREQUENCIES, KIND_OF_ROLE, type InputRole, type Part, type PartKind, type WheelPlacement } from "../domain.ts";
 import type { Rng } from "./prng.ts";
 
 export interface SkuOptions {

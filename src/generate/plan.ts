@@ -131,7 +131,17 @@ export function buildPlan(o: PlanOptions): Plan {
   const spread = o.rate > 0 ? Math.min(o.interleave, (o.rate * budgetMs) / 1000) : o.interleave;
   const msOf = (pos: number) => (o.rate > 0 ? (pos * 1000) / o.rate : 0);
   const drafts: Draft[] = [];
-  const stats: PlanStats = { cars: o.cars, parts: 0, late: 0, duplicates: 0, conflicts: 0, malformed: 0, malformedByClass: {}, futureStamped: 0, badTimestamp: 0 };
+  const stats: PlanStats = {
+    cars: o.cars,
+    parts: 0,
+    late: 0,
+    duplicates: 0,
+    conflicts: 0,
+    malformed: 0,
+    malformedByClass: {},
+    futureStamped: 0,
+    badTimestamp: 0,
+  };
   let order = 0;
   let malformedCount = 0;
   const clockOfCar = wrongClockCars(o);
@@ -170,7 +180,10 @@ export function buildPlan(o: PlanOptions): Plan {
     };
 
     if (slots.length > 0) {
-      const offsets = slots.slice(1).map(() => rng.next()).sort((a, b) => a - b);
+      const offsets = slots
+        .slice(1)
+        .map(() => rng.next())
+        .sort((a, b) => a - b);
       const positions = [i, ...offsets.map((u) => i + spread * u)];
       const lateIndex = isLate && slots.length >= 2 ? 1 + rng.int(slots.length - 1) : -1;
       // A wrong-clock part takes one of the car's slots, never the first (whose timestamp opens the
@@ -233,7 +246,18 @@ export function buildPlan(o: PlanOptions): Plan {
       const m = makeMalformed({ cls, variant, carId, partId: `${carId}-X`, maxPartBytes: o.maxPartBytes, sku: o }, rng);
       const pos = i + spread * rng.next();
       add(
-        { carIndex: i, carId, role: m.role, key: m.key, keying: "carId", value: m.value, intent: "malformed", opensCar: false, send: { after: "start", ms: msOf(pos) }, malformed: { cls, defect: m.defect, repaired: m.repaired } },
+        {
+          carIndex: i,
+          carId,
+          role: m.role,
+          key: m.key,
+          keying: "carId",
+          value: m.value,
+          intent: "malformed",
+          opensCar: false,
+          send: { after: "start", ms: msOf(pos) },
+          malformed: { cls, defect: m.defect, repaired: m.repaired },
+        },
         pos,
       );
       stats.malformed++;

@@ -68,7 +68,12 @@ export async function sendPlan(plan: Plan, settings: KafkaSettings, opts: SendOp
     await ensureTopics(admin, settings);
     const meta = await admin.fetchTopicMetadata({ topics: INPUT_ROLES.map((r) => topicOf[r]) });
     for (const t of meta.topics) partitions.set(t.name, t.partitions.length);
-    if (plan.stats.futureStamped > 0) await requireNoGuard(admin, INPUT_ROLES.map((r) => topicOf[r]), plan.options.futureAheadMs);
+    if (plan.stats.futureStamped > 0)
+      await requireNoGuard(
+        admin,
+        INPUT_ROLES.map((r) => topicOf[r]),
+        plan.options.futureAheadMs,
+      );
   } finally {
     await admin.disconnect();
   }

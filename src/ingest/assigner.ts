@@ -11,7 +11,10 @@ export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
     const memberIds = members.map((m) => m.memberId).sort();
     const assignment = new Map<string, Record<string, number[]>>(memberIds.map((id) => [id, {}]));
     for (const topic of topics) {
-      const partitions = cluster.findTopicPartitionMetadata(topic).map((m) => m.partitionId).sort((a, b) => a - b);
+      const partitions = cluster
+        .findTopicPartitionMetadata(topic)
+        .map((m) => m.partitionId)
+        .sort((a, b) => a - b);
       for (const p of partitions) {
         const owner = assignment.get(memberIds[p % memberIds.length]!)!;
         (owner[topic] ??= []).push(p);

@@ -2,17 +2,9 @@
 // the topic's kind, and if not, which dead-letter class it falls in. It checks in the order
 // domain.ts documents (OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE, BAD_VALUE,
 // KEY_MISMATCH) and reports the first failure, so a record with one defect has one class.
-import {
-  CHANNEL_FREQUENCIES,
-  WHEEL_PLACEMENTS,
-  type DeadLetterClass,
-  type Part,
-  type PartKind,
-} from "../domain.ts";
+import { CHANNEL_FREQUENCIES, WHEEL_PLACEMENTS, type DeadLetterClass, type Part, type PartKind } from "../domain.ts";
 
-export type Validation =
-  | { ok: true; part: Part }
-  | { ok: false; cls: Exclude<DeadLetterClass, "CONFLICT">; detail: string };
+export type Validation = { ok: true; part: Part } | { ok: false; cls: Exclude<DeadLetterClass, "CONFLICT">; detail: string };
 
 interface FieldRule {
   name: string;

@@ -116,7 +116,12 @@ export class OpenCar {
     const s = this.slots;
     let wheels = 0;
     for (let w = WHEEL0; w < SLOTS; w++) if ((s & (1 << w)) !== 0) wheels++;
-    return missingKinds({ body: (s & (1 << BODY)) !== 0, engine: (s & (1 << ENGINE)) !== 0, remoteControl: (s & (1 << REMOTE)) !== 0, wheelPlacements: wheels });
+    return missingKinds({
+      body: (s & (1 << BODY)) !== 0,
+      engine: (s & (1 << ENGINE)) !== 0,
+      remoteControl: (s & (1 << REMOTE)) !== 0,
+      wheelPlacements: wheels,
+    });
   }
 
   /** The changelog view (a snapshot: strings are immutable). */
@@ -150,7 +155,7 @@ export interface UnpackedParts {
 export function unpackParts(carId: string, parts: string): UnpackedParts {
   const u: UnpackedParts = { wheels: [] };
   const n = parts.length;
-  for (let start = 0; start < n; ) {
+  for (let start = 0; start < n;) {
     const end = segmentEnd(parts, start);
     const code = parts.charCodeAt(start);
     const slot = slotOfCode(code);
@@ -197,7 +202,7 @@ function slotOfCode(code: number): number {
 
 /** Calls `f` per segment: its code char, its start (the code's index) and its end (exclusive). */
 function forEachSegment(parts: string, f: (code: number, start: number, end: number) => void): void {
-  for (let start = 0; start < parts.length; ) {
+  for (let start = 0; start < parts.length;) {
     const end = segmentEnd(parts, start);
     f(parts.charCodeAt(start), start, end);
     start = end;

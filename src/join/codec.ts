@@ -27,7 +27,8 @@ export function decodeCarState(bytes: Uint8Array): CarState {
     if (isLegacy(s.open)) s.open = fromLegacy(s.open);
     else if (!isOpen(s.open)) throw new Error("changelog: malformed open window in join state");
   }
-  if (s.recent !== undefined && !(Array.isArray(s.recent) && s.recent.every(isRecent))) throw new Error("changelog: malformed remembered partIds in join state");
+  if (s.recent !== undefined && !(Array.isArray(s.recent) && s.recent.every(isRecent)))
+    throw new Error("changelog: malformed remembered partIds in join state");
   return s;
 }
 

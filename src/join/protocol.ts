@@ -48,10 +48,7 @@ export interface JoinWorkerData {
 }
 
 export type JoinTask =
-  | { op: "process"; items: PartitionBatch[] }
-  | { op: "restore"; states: PackedStates }
-  | { op: "drop"; partition: number }
-  | { op: "stats" };
+  { op: "process"; items: PartitionBatch[] } | { op: "restore"; states: PackedStates } | { op: "drop"; partition: number } | { op: "stats" };
 
 export type JoinOutput =
   /** An assembled (AWAITING_PRICE) or incomplete (MISSING_*) car. */

@@ -18,7 +18,14 @@ export interface StepOptions {
 }
 
 /** Appends the step's outputs to `outputs`; returns nothing else. */
-export function joinStep(shard: JoinShard, partition: number, records: Iterable<UnpackedRecord>, watermark: number, options: StepOptions, outputs: JoinOutput[]): void {
+export function joinStep(
+  shard: JoinShard,
+  partition: number,
+  records: Iterable<UnpackedRecord>,
+  watermark: number,
+  options: StepOptions,
+  outputs: JoinOutput[],
+): void {
   const states = new Map<string, CarState | null>();
   // carIds the shard held at their first touch in this step. The shard holds a carId exactly
   // while its changelog entry is live (every change writes it; a restored one was read from

@@ -96,11 +96,9 @@ export function fetchBrokerJars(s: LocalBrokerSettings, log: Log): string {
   requireCommand("mvn", ["--version"], "Apache Maven (apt-get install maven)");
   log(`fetching Apache Kafka ${s.version} from Maven Central into ${p.libs} ...`);
   rmSync(p.libs, { recursive: true, force: true });
-  const r = spawnSync(
-    "mvn",
-    ["-q", "-B", "-f", pomPath, "dependency:copy-dependencies", `-DoutputDirectory=${p.libs}`, "-DincludeScope=runtime"],
-    { encoding: "utf8" },
-  );
+  const r = spawnSync("mvn", ["-q", "-B", "-f", pomPath, "dependency:copy-dependencies", `-DoutputDirectory=${p.libs}`, "-DincludeScope=runtime"], {
+    encoding: "utf8",
+  });
   if (r.status !== 0) throw new BrokerSetupError(`mvn could not fetch the broker: ${(r.stdout + r.stderr).trim().split("\n").slice(-3).join(" | ")}`);
   writeFileSync(p.libsDone, pom);
   return p.libs;

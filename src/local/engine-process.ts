@@ -56,7 +56,8 @@ export class EngineProcess {
         .then(async (r) => r.ok && ((await r.json()) as { partitions: number[] }).partitions.length > 0)
         .catch(() => false);
       if (ready) return;
-      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined) throw new Error(`engine ${this.name} exited with ${this.proc.exitCode} (log ${join(this.logDir, this.name)}.log)`);
+      if (this.proc?.exitCode !== null && this.proc?.exitCode !== undefined)
+        throw new Error(`engine ${this.name} exited with ${this.proc.exitCode} (log ${join(this.logDir, this.name)}.log)`);
       if (Date.now() > deadline) throw new Error(`engine ${this.name} not ready within ${timeoutMs} ms`);
       await Bun.sleep(100);
     }

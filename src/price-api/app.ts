@@ -45,7 +45,13 @@ export function invalidBehaviour(b: Behaviour): string | undefined {
 
 export function createPriceApi(settings: PriceApiSettings, options: { random?: () => number } = {}): PriceApi {
   const random = options.random ?? Math.random;
-  let behaviour: Behaviour = { delayMinMs: settings.delayMinMs, delayMaxMs: settings.delayMaxMs, failRate: settings.failRate, hangRate: settings.hangRate, faults: settings.faults };
+  let behaviour: Behaviour = {
+    delayMinMs: settings.delayMinMs,
+    delayMaxMs: settings.delayMaxMs,
+    failRate: settings.failRate,
+    hangRate: settings.hangRate,
+    faults: settings.faults,
+  };
   let stats = zeroStats();
   const app = new Hono();
 

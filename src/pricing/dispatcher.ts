@@ -214,7 +214,9 @@ export class PricingDispatcher {
         return "error" in verdict ? { error: `${req.sku}: ${verdict.error}` } : verdict;
       })
       .catch((e: unknown) => {
-        const reason = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? "aborted") : `connection error: ${(e as Error).message}`;
+        const reason = controller.signal.aborted
+          ? String((controller.signal.reason as Error)?.message ?? "aborted")
+          : `connection error: ${(e as Error).message}`;
         return { error: reason };
       })
       .then(done);

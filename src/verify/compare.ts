@@ -182,9 +182,7 @@ export function compare(manifest: Manifest, found: readonly FoundRecord[], opts:
 
   return {
     ok: Object.keys(problems).length === 0,
-    situations: sitNames
-      .map((s) => ({ situation: s, expected: expSit.get(s) ?? 0, found: foundSit.get(s) ?? 0 }))
-      .filter((r) => r.expected > 0 || r.found > 0),
+    situations: sitNames.map((s) => ({ situation: s, expected: expSit.get(s) ?? 0, found: foundSit.get(s) ?? 0 })).filter((r) => r.expected > 0 || r.found > 0),
     deadLetterClasses: clsNames.map((c) => ({ cls: c, expected: expCls.get(c) ?? 0, found: foundCls.get(c) ?? 0 })),
     cars: { expected: manifest.cars.length, found: cars.length },
     deadLetters: { expected: manifest.deadLetters.length, found: dls.length },
@@ -243,7 +241,10 @@ function checkDeadLetter(e: ExpectedDeadLetter, f: FoundDeadLetter, label: strin
     problem("wrongDeadLetterClass", `${where(f.record)}: reason ${JSON.stringify(reason.slice(0, 120))}, expected ${e.class}: <detail>`);
   }
   if (d.topic !== e.topic || d.partition !== e.partition || String(d.offset) !== e.offset) {
-    problem("wrongDeadLetterSource", `${where(f.record)}: from ${String(d.topic)}/${String(d.partition)}@${String(d.offset)}, expected ${e.topic}/${e.partition}@${e.offset}`);
+    problem(
+      "wrongDeadLetterSource",
+      `${where(f.record)}: from ${String(d.topic)}/${String(d.partition)}@${String(d.offset)}, expected ${e.topic}/${e.partition}@${e.offset}`,
+    );
   }
   if (d.key !== e.key || f.record.key !== e.key) {
     problem("wrongDeadLetterKey", `${label}: key ${JSON.stringify(d.key)} (record key ${JSON.stringify(f.record.key)}), expected ${JSON.stringify(e.key)}`);

@@ -43,7 +43,8 @@ export async function readOutputs(settings: Pick<KafkaSettings, "brokers">, topi
   try {
     const existing = new Set(await admin.listTopics());
     const absent = topics.filter((t) => !existing.has(t));
-    if (absent.length > 0) throw new Error(`output topic(s) ${absent.join(", ")} do not exist on ${settings.brokers.join(",")}: is this the manifest's broker?`);
+    if (absent.length > 0)
+      throw new Error(`output topic(s) ${absent.join(", ")} do not exist on ${settings.brokers.join(",")}: is this the manifest's broker?`);
     await consumer.connect();
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.lastOffset === null || payload.lastOffset === undefined) return;
@@ -94,7 +95,11 @@ export async function readOutputs(settings: Pick<KafkaSettings, "brokers">, topi
 }
 
 /** The admin lists offsets read_committed: the end is the last stable offset, not the high watermark. */
-async function isCaughtUp(admin: ReturnType<ReturnType<typeof createKafka>["admin"]>, topics: readonly string[], position: Map<string, bigint>): Promise<boolean> {
+async function isCaughtUp(
+  admin: ReturnType<ReturnType<typeof createKafka>["admin"]>,
+  topics: readonly string[],
+  position: Map<string, bigint>,
+): Promise<boolean> {
   for (const topic of topics) {
     for (const p of await admin.fetchTopicOffsets(topic)) {
       if ((position.get(`${topic}/${p.partition}`) ?? 0n) < BigInt(p.offset)) return false;

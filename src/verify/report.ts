@@ -8,11 +8,15 @@ export function formatReport(r: Report, opts: { examples?: number } = {}): strin
   const table = (title: string, rows: Array<{ name: string; expected: number; found: number }>) => {
     const width = Math.max(title.length, ...rows.map((x) => x.name.length));
     lines.push(`${title.padEnd(width)}  ${"expected".padStart(9)}  ${"found".padStart(9)}`);
-    for (const x of rows) lines.push(`${x.name.padEnd(width)}  ${String(x.expected).padStart(9)}  ${String(x.found).padStart(9)}${x.expected === x.found ? "" : "  <--"}`);
+    for (const x of rows)
+      lines.push(`${x.name.padEnd(width)}  ${String(x.expected).padStart(9)}  ${String(x.found).padStart(9)}${x.expected === x.found ? "" : "  <--"}`);
   };
   table("situation", [...r.situations.map((s) => ({ name: s.situation, expected: s.expected, found: s.found })), { name: "all cars", ...r.cars }]);
   lines.push("");
-  table("dead letters", [...r.deadLetterClasses.map((c) => ({ name: c.cls, expected: c.expected, found: c.found })), { name: "all dead letters", ...r.deadLetters }]);
+  table("dead letters", [
+    ...r.deadLetterClasses.map((c) => ({ name: c.cls, expected: c.expected, found: c.found })),
+    { name: "all dead letters", ...r.deadLetters },
+  ]);
   if (r.failedPrice > 0) lines.push("", `${r.failedPrice} expected COMPLETED car(s) ended FAILED_GET_PRICE (allowed)`);
   const kinds = Object.keys(r.problems) as ProblemKind[];
   for (const k of kinds) {

@@ -25,7 +25,11 @@ export class OutputWatcher {
 
   /** Resolves once the consumer has joined its group (so nothing it should see is missed). */
   async start(): Promise<void> {
-    const consumer = createKafka(this.kafka, "rccar-watch").consumer({ groupId: `rccar-watch-${crypto.randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 50 });
+    const consumer = createKafka(this.kafka, "rccar-watch").consumer({
+      groupId: `rccar-watch-${crypto.randomUUID()}`,
+      readUncommitted: false,
+      maxWaitTimeInMs: 50,
+    });
     this.consumer = consumer;
     let joined = false;
     consumer.on(consumer.events.GROUP_JOIN, () => (joined = true));

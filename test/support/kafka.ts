@@ -35,7 +35,8 @@ export async function freshTopics(
   try {
     if (opts.timestampGuard === false) {
       // Kafka 4.x brokers guard every topic at one hour by default: an unguarded topic says so.
-      const unguard = (entries: { name: string; value: string }[] | undefined) => entries?.map((e) => (e.name === TIMESTAMP_GUARD ? { name: e.name, value: String(Number.MAX_SAFE_INTEGER) } : e));
+      const unguard = (entries: { name: string; value: string }[] | undefined) =>
+        entries?.map((e) => (e.name === TIMESTAMP_GUARD ? { name: e.name, value: String(Number.MAX_SAFE_INTEGER) } : e));
       const topics = topicPlan(settings).map((c) => ({ ...c, configEntries: unguard(c.configEntries) }));
       // createTopics starts with a metadata request over every topic, which fails with
       // UNKNOWN_TOPIC_OR_PARTITION while topics created a moment ago settle: retry what is missing.

@@ -6,7 +6,17 @@
 import type { KafkaMessage } from "kafkajs";
 import type { Car, InputRole } from "../../src/domain.ts";
 import { INPUT_ROLES } from "../../src/domain.ts";
-import type { ChangelogPort, ConsumedOffset, InputPort, JoinPort, OutRecord, PricingPort, RestoredEntries, ShellPorts, SinkPort } from "../../src/engine/ports.ts";
+import type {
+  ChangelogPort,
+  ConsumedOffset,
+  InputPort,
+  JoinPort,
+  OutRecord,
+  PricingPort,
+  RestoredEntries,
+  ShellPorts,
+  SinkPort,
+} from "../../src/engine/ports.ts";
 import { TaskManager, type TaskManagerObserver } from "../../src/engine/task-manager.ts";
 import { StreamThread } from "../../src/engine/thread.ts";
 import type { TickBatch } from "../../src/join/pool.ts";
@@ -206,7 +216,9 @@ export interface Shell {
   turn(): Promise<void>;
 }
 
-export function shell(opts: { maxBufferedRecords?: number; maxWaitingCars?: number; joinTimeoutMs?: number; maxClockSkewMs?: number; instantPricing?: boolean } = {}): Shell {
+export function shell(
+  opts: { maxBufferedRecords?: number; maxWaitingCars?: number; joinTimeoutMs?: number; maxClockSkewMs?: number; instantPricing?: boolean } = {},
+): Shell {
   const kafka = new FakeKafka();
   const input = new FakeInput(kafka);
   const pricing = new HandPricing(opts.maxWaitingCars ?? 1000, opts.instantPricing);
@@ -230,10 +242,21 @@ export function shell(opts: { maxBufferedRecords?: number; maxWaitingCars?: numb
   };
   const tasks = new TaskManager(
     ports,
-    { idleGraceMs: 500, maxBufferedRecords: opts.maxBufferedRecords ?? 100, maxClockSkewMs: opts.maxClockSkewMs ?? 60_000, topics: TOPICS, migratedBackoffMs: 6000 },
+    {
+      idleGraceMs: 500,
+      maxBufferedRecords: opts.maxBufferedRecords ?? 100,
+      maxClockSkewMs: opts.maxClockSkewMs ?? 60_000,
+      topics: TOPICS,
+      migratedBackoffMs: 6000,
+    },
     observer,
   );
-  const thread = new StreamThread(ports, tasks, { commitIntervalMs: 50, maxWaitingCars: opts.maxWaitingCars ?? 1000 }, { processed: () => {}, turnFailed: (e) => events.push(`turn failed: ${e.message}`) });
+  const thread = new StreamThread(
+    ports,
+    tasks,
+    { commitIntervalMs: 50, maxWaitingCars: opts.maxWaitingCars ?? 1000 },
+    { processed: () => {}, turnFailed: (e) => events.push(`turn failed: ${e.message}`) },
+  );
   return {
     kafka,
     input,

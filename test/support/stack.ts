@@ -58,12 +58,16 @@ export async function verifyOutputs(kafka: KafkaSettings, manifest: Manifest, op
 /** Waits until the engine reports as many committed outputs as the manifest expects (or time is up). */
 export async function engineCaughtUp(engine: EngineProcess, manifest: Manifest, timeoutMs: number): Promise<boolean> {
   const expected = manifest.cars.length + manifest.deadLetters.length;
-  return until(async () => {
-    const m = await engine.metrics();
-    if (!m) return false;
-    const out = Object.values(m.carsOut).reduce((a, b) => a + b, 0) + m.deadLetters;
-    return out >= expected;
-  }, timeoutMs, 250);
+  return until(
+    async () => {
+      const m = await engine.metrics();
+      if (!m) return false;
+      const out = Object.values(m.carsOut).reduce((a, b) => a + b, 0) + m.deadLetters;
+      return out >= expected;
+    },
+    timeoutMs,
+    250,
+  );
 }
 
 /** Polls until `cond` holds or the time is up; returns whether it held. */
