@@ -59,13 +59,15 @@ async function untilRestoring(engine: EngineProcess, ms: number): Promise<boolea
 }
 
 describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
-  test("broker restart while every input lane is full (default settings, 22,000-car backlog): exact within 4 min, the stall reported and over", async () => {
-    const s = (current = await stack("full-lanes", { api: { delayMinMs: 0, delayMaxMs: 300 }, engineEnv: { STALL_TIMEOUT_MS: "3000" } }));
-    const manifest = await generate({ cars: 22_000, seed: 81, missingEngine: 0.01, missingWheels: 0.01, batchSize: 2000 }, s.kafka);
+  test("broker restart while every input lane is full (default settings, 40,000-car backlog): exact within 4 min, the stall reported and over", async () => {
+    // 10,000 bodies per partition (and four times as many wheels): every lane holds
+    // MAX_BUFFERED_RECORDS (5,000 by default) for the first half of the run.
+    const s = (current = await stack("full-lanes", { api: { delayMinMs: 0, delayMaxMs: 800 }, engineEnv: { STALL_TIMEOUT_MS: "3000" } }));
+    const manifest = await generate({ cars: 40_000, seed: 81, missingEngine: 0.01, missingWheels: 0.01, batchSize: 2000 }, s.kafka);
     await s.engine.start();
     const health = watchHealth(s.engine);
     let pausedMax = 0;
-    await until(async () => (pausedMax = Math.max(pausedMax, await laneFullPauses(s.engine))) >= 12, 20_000, 50);
+    await until(async () => (pausedMax = Math.max(pausedMax, await laneFullPauses(s.engine))) >= 16, 30_000, 50);
     await restartBroker(3000);
     expect(await engineCaughtUp(s.engine, manifest, 240_000)).toBe(true);
     const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
@@ -73,9 +75,8 @@ describe.skipIf(!ownBroker)("engine: fault matrix (real broker)", () => {
     expect(report.ok).toBe(true);
     expect(await healthyWithin(s.engine, 30_000)).toBe(true);
     health.stop();
-    // The lanes were full when the broker went (MAX_BUFFERED_RECORDS records each), and the
-    // outage showed as a stall while it lasted.
-    expect(pausedMax).toBeGreaterThanOrEqual(12);
+    // All sixteen lanes were full when the broker went, and the outage showed as a stall.
+    expect(pausedMax).toBe(16);
     expect(health.stalls.length).toBeGreaterThan(0);
   }, 420_000);
 
