@@ -38,7 +38,7 @@ export async function stack(
     PRICE_API_URL: api.url,
     ...opts.engineEnv,
   });
-  return { kafka, topics: topicsOf(kafka), api, engine };
+  return { kafka, topics, api, engine };
 }
 
 export async function verifyOutputs(kafka: KafkaSettings, manifest: Manifest, opts: { allowFailedPrice?: boolean; timeoutMs?: number } = {}): Promise<Report> {
