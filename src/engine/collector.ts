@@ -63,7 +63,7 @@ export class RecordCollector {
     this.output({ topic, key: car.carId, value: JSON.stringify(car) }, car.situation);
   }
 
-  deadLetter(source: SourceCoordinates, key: Buffer | null, value: Buffer | null, reason: string): DeadLetter {
+  deadLetter(source: SourceCoordinates, key: Buffer | null, value: Buffer | null, reason: string): void {
     const letter: DeadLetter = {
       topic: source.topic,
       partition: source.partition,
@@ -74,7 +74,6 @@ export class RecordCollector {
     };
     this.output({ topic: this.topics.dlq, key: letter.key, value: JSON.stringify(letter) }, "DEAD_LETTER");
     this.deadLetters.push({ topic: source.topic, partition: source.partition, offset: source.offset, reason });
-    return letter;
   }
 
   /**

@@ -221,11 +221,6 @@ export class InputSource {
     this.whenRunning(() => this.consumer.resume([{ topic: this.options.topics[role], partitions: [partition] }]));
   }
 
-  /** The topic-partitions the consumer has paused, as `topic:partition` (its own record, not ours). */
-  paused(): string[] {
-    return this.consumer.paused().flatMap((tp) => tp.partitions.map((p) => this.key(tp.topic, p)));
-  }
-
   /**
    * A consumer that replaced a crashed one is not running until its first join; it has
    * nothing paused, so a pause or resume meant for its predecessor has nothing to act on.
