@@ -268,6 +268,7 @@ export class TaskManager {
         lastProgressAt: this.progress.get(p),
         pauses: task?.pauses() ?? new Map(),
         lanes: task?.lanes() ?? [],
+        ...(task === undefined ? {} : { waiting: { parts: task.waitingParts(), laggard: task.laggard() } }),
         ...(error === undefined ? {} : { lastError: error }),
       };
     });
@@ -282,7 +283,7 @@ export class TaskManager {
     if (report.error !== undefined) this.errors.set(report.partition, `commit failed: ${(report.error as Error)?.message ?? String(report.error)}`);
     else {
       this.errors.delete(report.partition);
-      if (report.batch.offsets.length > 0) this.progress.progressed(report.partition, this.ports.clock.now());
+      if (report.batch.advanced) this.progress.progressed(report.partition, this.ports.clock.now());
     }
     this.observer.committed(report);
   }

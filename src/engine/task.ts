@@ -80,6 +80,8 @@ export class PartitionTask {
   private pendingParts = 0;
   /** The position last given to the collector per lane, so unchanged ones are not committed again. */
   private readonly positions: string[] = LANES.map(() => "");
+  /** The join's safe time at the last settle (its moving with parts around is progress). */
+  private settledSafeTime = Number.NEGATIVE_INFINITY;
   /** This tick's records by `lane:offset`, built on the tick's first re-keyed record. */
   private handed: ReadonlyArray<TickRecord> = [];
   private handedIndex: Map<string, RawRecord> | undefined;
@@ -239,6 +241,8 @@ export class PartitionTask {
     this.pendingParts = pendingParts;
     this.budget.settle(taken);
     const safeTime = this.budget.safeTime;
+    if (safeTime > this.settledSafeTime && this.pendingParts + taken.length > 0) this.collector.progressed();
+    this.settledSafeTime = safeTime;
     LANES.forEach((lane, i) => {
       const handedOver = Math.max(this.handedOver[i]!, this.replayUntil[i]!);
       const low = lowestPending[i]!;
@@ -246,6 +250,7 @@ export class PartitionTask {
       const metadata = encodePosition(String(handedOver), safeTime);
       const key = `${offset}|${metadata}`;
       if (key === this.positions[i]) return;
+      if (lane.route === "direct" && !this.positions[i]!.startsWith(`${offset}|`)) this.collector.progressed();
       this.positions[i] = key;
       const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
       this.collector.consumed(topic, String(offset), metadata);
@@ -278,6 +283,12 @@ export class PartitionTask {
 
   watermark(): number {
     return this.group.currentWatermark();
+  }
+
+  /** Which source partition's marker holds the safe time back (for /health), with its role. */
+  laggard(): { role: InputRole; source: number; watermark: number } | undefined {
+    const l = this.safeTime.laggard();
+    return l === undefined ? undefined : { ...l, role: INPUT_ROLES[l.role]! };
   }
 
   /** The join's safe time: parts below it were joined. */
