@@ -139,6 +139,7 @@ export class TaskManager {
       let joinStates = 0;
       let waitingCars = 0;
       const loading: Promise<void>[] = [];
+      const restoredCars = new Map<number, string[]>();
       for (const restored of await changelog.restore(partitions)) {
         const entries: [string, Uint8Array][] = [];
         for (const [key, value] of restored.entries) {
@@ -155,6 +156,10 @@ export class TaskManager {
           }
         }
         joinStates += entries.length;
+        restoredCars.set(
+          restored.partition,
+          entries.map(([carId]) => carId),
+        );
         // All partitions' states go to the workers at once: each worker decodes its share
         // of every partition while the main thread goes on with the next one.
         loading.push(join.restore(restored.partition, entries));
@@ -170,7 +175,7 @@ export class TaskManager {
           const c = committed.get(`${topic}:${task.partition}`);
           positions.set(i, decodePosition(c?.offset ?? "0", c?.metadata));
         });
-        task.rewind(positions);
+        task.rewind(positions, restoredCars.get(task.partition));
         this.retries.delete(task.partition);
       }
       this.observer.restored(partitions, clock.now() - t0, joinStates, waitingCars);

@@ -113,7 +113,7 @@ export class PartitionTask {
    * topic-partitions whoever paused them, and takes over what the previous owner handed over
    * and joined (lane-position.ts).
    */
-  rewind(committed: ReadonlyMap<number, LanePosition>): void {
+  rewind(committed: ReadonlyMap<number, LanePosition>, restoredCars: Iterable<string> = []): void {
     this.group.clear();
     this.hopLanes = INPUT_ROLES.map(() => []);
     this.gate.releaseAll();
@@ -129,7 +129,7 @@ export class PartitionTask {
     });
     this.replaySafeTime = floor;
     this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
-    this.budget = new JoinBudget(floor);
+    this.budget = new JoinBudget(floor, restoredCars);
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
     this.state = "running";
@@ -224,6 +224,7 @@ export class PartitionTask {
         return undefined;
       }
       case "emit":
+        this.budget.emitted(out.car.carId);
         if (out.car.situation === ("AWAITING_PRICE" as string)) return out.car;
         this.collector.car(out.car);
         return undefined;

@@ -87,7 +87,7 @@ export interface PartitionProgress {
   lowestPending: number[];
   pending: number;
   /** The parts that started waiting in this task, as timestamp and carId (src/engine/join-budget.ts mirrors them). */
-  taken: { timestamp: number; carId: string }[];
+  taken: { timestamp: number; carId: string; slot: number }[];
 }
 
 export interface JoinTaskResult {

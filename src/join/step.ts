@@ -14,6 +14,7 @@ import { decodePart, keyIsCarId } from "../ingest/decode.ts";
 import type { InputRole } from "../domain.ts";
 import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
 import type { UnpackedRecord } from "./batch.ts";
+import { slotOf } from "./car.ts";
 import { encodeCarState } from "./codec.ts";
 import type { JoinOutput, PartitionProgress } from "./protocol.ts";
 import { partitionOfKey, partitionOf } from "./route.ts";
@@ -59,7 +60,7 @@ export function joinStep(
         continue;
       }
     }
-    taken.push({ timestamp: r.timestamp, carId });
+    taken.push({ timestamp: r.timestamp, carId, slot: slotOf(decoded.kind, decoded.part) });
     buffer.add({
       part: decoded.part,
       kind: decoded.kind,
