@@ -157,9 +157,14 @@ describe("join budget (room for cars waiting for prices)", () => {
     const c = new JoinBudget();
     c.settle([...car("a", 10), ...car("b", 12), ...car("c", 14)]);
     expect(c.advance(100, 2, [], 10)).toEqual({ safeTime: 20, cars: 2 }); // c would complete at 20
-    c.settle([]);
-    c.emitted("a");
-    c.emitted("b");
+    c.settle(
+      [],
+      [
+        { carId: "a", slots: 0 },
+        { carId: "b", slots: 0 },
+        { carId: "c", slots: 0b0111111 },
+      ],
+    );
     expect(c.advance(100, 0, [], 10)).toEqual({ safeTime: 20, cars: 0 }); // never back; nothing more fits
     expect(c.advance(100, 1, [], 10)).toEqual({ safeTime: 100, cars: 1 }); // c's last slot: one car
   });
@@ -167,8 +172,8 @@ describe("join budget (room for cars waiting for prices)", () => {
   test("slots joined before count: a car's last part completes it, a duplicate slot does not; unknown (restored) cars and undecoded records may complete at once", () => {
     const b = new JoinBudget(Number.NEGATIVE_INFINITY, ["restored"]);
     b.settle(car("a", 10).slice(0, 6)); // six slots of a
-    expect(b.advance(15, 0, [], 10)).toEqual({ safeTime: 15, cars: 0 }); // they join: nothing completes
-    b.settle([]);
+    expect(b.advance(16, 0, [], 10)).toEqual({ safeTime: 16, cars: 0 }); // they join: nothing completes
+    b.settle([], [{ carId: "a", slots: 0b0111111 }]);
     b.settle([part(20, "a", 2), part(21, "restored", 0), part(22, "a", 6)]);
     expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1 }); // the restored car may complete at 21; a at 22 would be a second
     const c = new JoinBudget();

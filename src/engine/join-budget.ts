@@ -8,8 +8,8 @@
 // below it was joined, none at or above it"), which the committed positions rely on
 // (lane-position.ts).
 //
-// Which cars can complete is judged from slots: the slots each open car has joined (tracked
-// from the parts that left and the cars emitted), plus those of its parts still waiting. A car
+// Which cars can complete is judged from slots: the slots each open car has joined (the
+// workers report them for every car a tick touched), plus those of its parts still waiting. A car
 // whose joined slots are unknown (restored after a restart) may complete with any part, and
 // so may every record handed over in the same tick (not decoded yet): the room is never
 // overspent, only sometimes underspent for a tick. A part past its car's window that opens a
@@ -71,14 +71,19 @@ export class JoinBudget {
     return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
   }
 
-  /** After the tick: the parts the workers took in; those that left (below the join's safe time) add their slots to their cars. */
-  settle(taken: readonly TakenPart[]): void {
+  /**
+   * After the tick: the parts the workers took in, the slots of the cars the tick touched
+   * (none open: forgotten), and the parts that left (below the join's safe time) dropped.
+   */
+  settle(taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[] = []): void {
     for (const p of taken) this.insert(p);
-    let h = this.head;
-    for (; h < this.waiting.length && this.waiting[h]!.timestamp < this.value; h++) {
-      const p = this.waiting[h]!;
-      if (!this.unknown.has(p.carId)) this.joined.set(p.carId, (this.joined.get(p.carId) ?? 0) | (1 << p.slot));
+    for (const { carId, slots } of touched) {
+      this.unknown.delete(carId);
+      if (slots === 0) this.joined.delete(carId);
+      else this.joined.set(carId, slots);
     }
+    let h = this.head;
+    while (h < this.waiting.length && this.waiting[h]!.timestamp < this.value) h++;
     this.head = h;
     if (this.head === this.waiting.length) {
       this.waiting = [];
@@ -87,12 +92,6 @@ export class JoinBudget {
       this.waiting = this.waiting.slice(this.head);
       this.head = 0;
     }
-  }
-
-  /** A car left the join (complete or its window closed): it starts again from no slots. */
-  emitted(carId: string): void {
-    this.joined.delete(carId);
-    this.unknown.delete(carId);
   }
 
   /**

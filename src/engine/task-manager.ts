@@ -219,16 +219,18 @@ export class TaskManager {
 
   /** After a tick: each task learns what still waits in the join workers (merged over workers) and sets its positions. */
   settle(results: readonly JoinTaskResult[]): void {
-    const merged = new Map<number, { lowest: number[]; pending: number; taken: JoinTaskResult["progress"][number]["taken"] }>();
+    type Progress = JoinTaskResult["progress"][number];
+    const merged = new Map<number, { lowest: number[]; pending: number; taken: Progress["taken"]; touched: Progress["touched"] }>();
     for (const r of results) {
       for (const p of r.progress) {
         const m = merged.get(p.partition);
         if (m === undefined) {
-          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending, taken: p.taken });
+          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending, taken: p.taken, touched: p.touched });
           continue;
         }
         m.pending += p.pending;
         for (const t of p.taken) m.taken.push(t);
+        for (const t of p.touched) m.touched.push(t);
         p.lowestPending.forEach((o, i) => {
           if (o >= 0 && (m.lowest[i]! < 0 || o < m.lowest[i]!)) m.lowest[i] = o;
         });
@@ -236,7 +238,7 @@ export class TaskManager {
     }
     for (const task of this.running()) {
       const m = merged.get(task.partition);
-      if (m !== undefined) task.settle(m.lowest, m.pending, m.taken);
+      if (m !== undefined) task.settle(m.lowest, m.pending, m.taken, m.touched);
     }
   }
 

@@ -224,7 +224,6 @@ export class PartitionTask {
         return undefined;
       }
       case "emit":
-        this.budget.emitted(out.car.carId);
         if (out.car.situation === ("AWAITING_PRICE" as string)) return out.car;
         this.collector.car(out.car);
         return undefined;
@@ -236,10 +235,10 @@ export class PartitionTask {
    * over workers). Sets every lane's position to commit (lane-position.ts): the first record
    * not done, the handed-over position, and the safe time the tick joined up to.
    */
-  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[]): void {
+  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[]): void {
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
-    this.budget.settle(taken);
+    this.budget.settle(taken, touched);
     const safeTime = this.budget.safeTime;
     if (safeTime > this.settledSafeTime && this.pendingParts + taken.length > 0) this.collector.progressed();
     this.settledSafeTime = safeTime;

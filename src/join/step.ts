@@ -101,11 +101,13 @@ export function joinStep(
   const closing = shard.onWatermark(safeTime);
   for (const e of closing) if (e.type === "state" && !states.has(e.carId)) written.add(e.carId);
   collect(closing);
+  const touched: PartitionProgress["touched"] = [];
   for (const [carId, state] of states) {
+    touched.push({ carId, slots: shard.openSlots(carId) });
     if (state === null && !written.has(carId)) continue;
     outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
   }
-  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken };
+  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken, touched };
 }
 
 function deadLetter(partition: number, r: UnpackedRecord, options: StepOptions, reason: string): JoinOutput {
