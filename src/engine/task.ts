@@ -170,7 +170,7 @@ export class PartitionTask {
    */
   drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; cars: number } {
     const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
-    const { records: released, watermark } = this.group.drain(limit, until);
+    const { records: released } = this.group.drain(limit, until);
     if (released.length > 0) this.hooks.released(released);
     const out: TickRecord[] = [];
     for (const { role, record } of released) {
@@ -200,12 +200,13 @@ export class PartitionTask {
       }
       this.hopLanes[r] = [];
     });
-    this.collector.announce(watermark);
+    const announced = this.group.announcedWatermark();
+    this.collector.announce(announced);
     for (const role of INPUT_ROLES) if (this.gate.isPaused(role)) this.gate.setLaneFull(role, this.group.isFull(role));
     this.handed = out;
     this.handedIndex = undefined;
     const handed = out.map((r) => r.record.timestamp);
-    return { records: out, ...this.budget.advance(this.safeTime.advance(watermark), room, handed, bound) };
+    return { records: out, ...this.budget.advance(this.safeTime.advance(announced), room, handed, bound) };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
