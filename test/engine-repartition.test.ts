@@ -1,0 +1,275 @@
+// Producers that do not key by carId (SPEC §9, issue 10): records keyed by their partId, with no
+// key, or a mix, so that one car's parts arrive on different partitions, are re-keyed by carId
+// through the engine's repartition topics and joined like any other. Each keying ends exact by
+// the verifier, as a backlog and live; the hop is exactly once through SIGKILLs and a lost
+// instance; a backlog's outcome does not depend on how fast it is read; a record whose value
+// cannot be read is still a dead letter at the coordinates its producer wrote it to.
+import { afterEach, describe, expect, test } from "bun:test";
+import type { KeyBy, KafkaSettings, Topics } from "../src/config.ts";
+import { topicsOf } from "../src/config.ts";
+import type { Manifest } from "../src/generate/index.ts";
+import { canonicalJson } from "../src/generate/digest.ts";
+import { partitionFor } from "../src/generate/placement.ts";
+import { createRng } from "../src/generate/prng.ts";
+import { createKafka } from "../src/kafka.ts";
+import type { FoundRecord } from "../src/verify/compare.ts";
+import { readOutputs } from "../src/verify/reader.ts";
+import { EngineProcess, generate, priceApi, stack, until, verifyAndRead, verifyOutputs, type Stack } from "./support/stack.ts";
+import type { RunningPriceApi } from "../src/price-api/server.ts";
+
+/** Every rule of SPEC §4 in the mix, small enough for CI; malformed records cycle through every class. */
+const MIX = {
+  missingBody: 0.02,
+  missingEngine: 0.03,
+  missingWheels: 0.03,
+  lateRate: 0.03,
+  dupRate: 0.04,
+  conflictRate: 0.03,
+  malformedRate: 0.05,
+  extraFieldRate: 0.1,
+};
+
+let stacks: Stack[] = [];
+let engines: EngineProcess[] = [];
+let apis: RunningPriceApi[] = [];
+afterEach(async () => {
+  for (const e of [...engines, ...stacks.map((s) => s.engine)]) await e.kill9();
+  for (const a of [...apis, ...stacks.map((s) => s.api)]) await a.stop();
+  stacks = [];
+  engines = [];
+  apis = [];
+});
+
+async function newStack(label: string, engineEnv: Record<string, string> = {}): Promise<Stack> {
+  const s = await stack(label, { api: { delayMinMs: 0, delayMaxMs: 50 }, engineEnv });
+  stacks.push(s);
+  return s;
+}
+
+/** The stack's engine's settings, for another instance or another group reading the same input. */
+function engineEnvOf(s: Stack): Record<string, string> {
+  return { KAFKA_BROKERS: s.kafka.brokers.join(","), TOPIC_PREFIX: s.kafka.topicPrefix, GROUP_ID: groupOf(s), PRICE_API_URL: s.api.url };
+}
+const groupOf = (s: Stack) => `${s.kafka.topicPrefix}group`;
+
+/** Two runs on the same topics, as one expectation (their carIds differ by seed). */
+function both(a: Manifest, b: Manifest): Manifest {
+  return { ...b, cars: [...a.cars, ...b.cars], deadLetters: [...a.deadLetters, ...b.deadLetters] };
+}
+
+async function expectExact(kafka: KafkaSettings, manifest: Manifest, timeoutMs = 120_000): Promise<void> {
+  const report = await verifyOutputs(kafka, manifest, { timeoutMs });
+  expect(report.problems).toEqual({});
+  expect(report.ok).toBe(true);
+}
+
+/** The internal repartition topics, named as the issue says (as Kafka Streams names its internal topics). */
+function repartitionTopics(kafka: KafkaSettings, groupId: string): string[] {
+  return [kafka.topicBody, kafka.topicEngine, kafka.topicRemoteControl, kafka.topicWheel].map((t) => `${kafka.topicPrefix}${groupId}-${t}-repartition`);
+}
+
+/** What the run's input must contain for the keying to mean anything. */
+function expectKeying(m: Manifest, keyBy: KeyBy): void {
+  const k = m.counts.keying;
+  if (keyBy === "carId") {
+    expect([k.partId, k.none]).toEqual([0, 0]);
+    expect(m.counts.carsSpanningPartitions).toBe(0);
+    return;
+  }
+  // Most cars have parts on several partitions: they can only be joined through the hop.
+  expect(m.counts.carsSpanningPartitions).toBeGreaterThan(m.counts.plannedCars / 2);
+  if (keyBy === "mixed") for (const n of [k.carId, k.partId, k.none]) expect(n).toBeGreaterThan(0);
+  else expect(k[keyBy]).toBe(m.counts.recordsSent);
+  // SPEC §8: records whose value cannot be read, keyed by a partId or by nothing, are in the
+  // input; the verifier checks each is a dead letter with its own key, topic, partition and offset.
+  const notJson = m.deadLetters.filter((d) => d.class === "NOT_JSON");
+  if (keyBy === "partId") expect(notJson.filter((d) => d.key !== null && /-X$/.test(d.key)).length).toBeGreaterThan(0);
+  if (keyBy === "none") expect(notJson.filter((d) => d.key === null).length).toBeGreaterThan(0);
+}
+
+/** Committed records of the repartition topics (read_committed), with the partition counts. */
+async function readRepartition(kafka: KafkaSettings, groupId: string): Promise<{ partitions: Map<string, number>; records: FoundRecord[] }> {
+  const names = repartitionTopics(kafka, groupId);
+  const admin = createKafka(kafka, "repartition-check").admin();
+  await admin.connect();
+  const partitions = new Map<string, number>();
+  try {
+    const existing = new Set(await admin.listTopics());
+    for (const t of names.filter((n) => existing.has(n))) partitions.set(t, (await admin.fetchTopicOffsets(t)).length);
+    // Log end offsets count aborted data and transaction markers too: 0 means never written to.
+    if ([...partitions.keys()].length === 0) return { partitions, records: [] };
+  } finally {
+    await admin.disconnect();
+  }
+  const read = await readOutputs(kafka, [...partitions.keys()], { quietMs: 1000, timeoutMs: 60_000 });
+  return { partitions, records: read.records };
+}
+
+/**
+ * The hop as the issue defines it: four repartition topics with the inputs' partition count;
+ * each committed record keyed by its part's carId on that carId's murmur2 partition; every part
+ * that had to move (its source partition is not its carId's) went through, and none went twice.
+ * `uniqueValues`: the run sent no redeliveries, so a value seen twice is a copy the hop made.
+ */
+async function expectHop(kafka: KafkaSettings, groupId: string, manifest: Manifest, opts: { uniqueValues: boolean }): Promise<void> {
+  const n = kafka.inputPartitions;
+  const { partitions, records } = await readRepartition(kafka, groupId);
+  expect([...partitions.entries()].sort()).toEqual(
+    repartitionTopics(kafka, groupId)
+      .map((t): [string, number] => [t, n])
+      .sort(),
+  );
+  const carIds = new Set(manifest.cars.map((c) => c.carId));
+  const misplaced = records.filter((r) => r.key === null || !carIds.has(r.key) || r.partition !== partitionFor("", r.key, 0, n));
+  expect(misplaced.slice(0, 5).map((r) => `${r.topic}/${r.partition}@${r.offset} key ${JSON.stringify(r.key)}`)).toEqual([]);
+  // Under partId keying a part's source partition is its partId's; under none, anything.
+  const mustMove = manifest.cars.flatMap((c) => c.partIds.filter((id) => partitionFor("", id, 0, n) !== partitionFor("", c.carId, 0, n)));
+  expect(mustMove.length).toBeGreaterThan(0);
+  expect(records.length).toBeGreaterThanOrEqual(mustMove.length);
+  if (opts.uniqueValues) {
+    const values = records.map((r) => Buffer.from(r.value ?? new Uint8Array()).toString("base64"));
+    expect(values.length - new Set(values).size).toBe(0);
+  }
+}
+
+/** carId keying takes the direct path: nothing is written to a repartition topic, not even a marker. */
+async function expectNoHop(kafka: KafkaSettings, groupId: string): Promise<void> {
+  const admin = createKafka(kafka, "repartition-check").admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    for (const t of repartitionTopics(kafka, groupId).filter((n) => existing.has(n))) {
+      const ends = (await admin.fetchTopicOffsets(t)).map((p) => Number(p.high));
+      expect([t, ends.reduce((a, b) => a + b, 0)]).toEqual([t, 0]);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The outputs as a set of comparable lines: topic role, key and value, wall-clock pricedAt left out; wheels stay in order. */
+function outcomeLines(records: readonly FoundRecord[], topics: Topics): string[] {
+  const role = (t: string) => (t === topics.completed ? "completed" : t === topics.incomplete ? "incomplete" : t === topics.dlq ? "dlq" : t);
+  return records
+    .map((r) => {
+      const { pricedAt: _p, ...value } = JSON.parse(Buffer.from(r.value!).toString("utf8")) as Record<string, unknown>;
+      return `${role(r.topic)} ${r.key} ${canonicalJson(value)}`;
+    })
+    .sort();
+}
+
+const KEYINGS: Array<{ keyBy: KeyBy; seed: number }> = [
+  { keyBy: "carId", seed: 301 },
+  { keyBy: "partId", seed: 302 },
+  { keyBy: "none", seed: 303 },
+  { keyBy: "mixed", seed: 304 },
+];
+
+describe("engine: repartition, each keying", () => {
+  for (const { keyBy, seed } of KEYINGS) {
+    test(`KEY_BY=${keyBy}: a backlog read after the engine starts, then live traffic: each exact by the verifier`, async () => {
+      const s = await newStack(`rp-${keyBy}`);
+      const backlog = await generate({ cars: 250, seed, keyBy, ...MIX }, s.kafka);
+      expectKeying(backlog, keyBy);
+      expect(backlog.counts.late).toBeGreaterThan(0);
+      await s.engine.start();
+      await expectExact(s.kafka, backlog);
+      const live = await generate({ cars: 250, seed: seed + 100, keyBy, rate: 125, ...MIX, lateRate: 0 }, s.kafka);
+      expectKeying(live, keyBy);
+      await expectExact(s.kafka, both(backlog, live));
+      if (keyBy === "carId") await expectNoHop(s.kafka, groupOf(s));
+      else await expectHop(s.kafka, groupOf(s), both(backlog, live), { uniqueValues: false });
+    }, 180_000);
+  }
+});
+
+// The slow ones: several engine processes, restarts, two full reads of one backlog.
+describe("engine: repartition under faults and read speeds", () => {
+  test("KEY_BY=partId, live, engine SIGKILLed at random instants: outputs equal a crash-free run, the hop wrote each part once", async () => {
+    // A short session so each restart's rebalance does not wait long for the killed member.
+    const s = await newStack("rp-kill", { SESSION_TIMEOUT_MS: "3000" });
+    const random = createRng(305).next;
+    await s.engine.start();
+    // No redeliveries: every input value is unique, so a value twice in the hop is its fault.
+    const generating = generate({ cars: 400, seed: 305, keyBy: "partId", rate: 80, ...MIX, dupRate: 0 }, s.kafka);
+    let finished = false;
+    void generating.finally(() => (finished = true));
+    let kills = 0;
+    let killedWithInput = 0;
+    while (kills < 4 || !finished) {
+      await Bun.sleep(400 + random() * 1200);
+      if (((await s.engine.metrics())?.recordsIn ?? 0) > 0) killedWithInput++;
+      await s.engine.kill9();
+      kills++;
+      await s.engine.start();
+    }
+    const manifest = await generating;
+    expectKeying(manifest, "partId");
+    expect(killedWithInput).toBeGreaterThanOrEqual(2);
+    await expectExact(s.kafka, manifest, 180_000);
+    await expectHop(s.kafka, groupOf(s), manifest, { uniqueValues: true });
+  }, 300_000);
+
+  test("KEY_BY=partId, two instances share the input, one SIGKILLed mid-run: exact", async () => {
+    const s = await newStack("rp-scale", { SESSION_TIMEOUT_MS: "3000" });
+    const second = new EngineProcess(`${s.kafka.topicPrefix}engine-b`, { ...engineEnvOf(s), SESSION_TIMEOUT_MS: "3000" });
+    engines.push(second);
+    await s.engine.start();
+    await second.start();
+    const owned = async (e: EngineProcess) => (await e.status())?.partitions.length ?? 0;
+    expect(await until(async () => (await owned(s.engine)) > 0 && (await owned(second)) > 0, 30_000, 200)).toBe(true);
+    const generating = generate({ cars: 600, seed: 306, keyBy: "partId", rate: 150, ...MIX, dupRate: 0 }, s.kafka);
+    // Killed while parts flow through both instances' hops.
+    expect(await until(async () => ((await second.metrics())?.recordsIn ?? 0) > 400, 30_000, 20)).toBe(true);
+    await second.kill9();
+    const manifest = await generating;
+    expectKeying(manifest, "partId");
+    expect(await until(async () => (await owned(s.engine)) === s.kafka.inputPartitions, 60_000, 250)).toBe(true);
+    await expectExact(s.kafka, manifest);
+    await expectHop(s.kafka, groupOf(s), manifest, { uniqueValues: true });
+  }, 240_000);
+
+  test("KEY_BY=partId backlog read at two speeds by two groups: both exact, the same output records", async () => {
+    const s = await newStack("rp-speed");
+    const manifest = await generate({ cars: 300, seed: 307, keyBy: "partId", ...MIX }, s.kafka);
+    expectKeying(manifest, "partId");
+    expect(manifest.counts.late).toBeGreaterThan(0);
+    // Fast: the default settings, everything fetched in 1 MiB batches, all lanes full at once.
+    await s.engine.start();
+    const fast = await verifyAndRead(s.kafka, manifest);
+    expect(fast.report.problems).toEqual({});
+    // Slow, a group of its own over the same input: lanes of 100 records, one worker, and reading
+    // paused while 2 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), so
+    // the input and the repartition lanes are read in small, uneven steps.
+    const slowApi = await priceApi({ delayMinMs: 10, delayMaxMs: 40 });
+    apis.push(slowApi);
+    const slowKafka: KafkaSettings = {
+      ...s.kafka,
+      topicCompleted: `${s.kafka.topicCompleted}-slow`,
+      topicIncomplete: `${s.kafka.topicIncomplete}-slow`,
+      topicDlq: `${s.kafka.topicDlq}-slow`,
+      topicChangelog: `${s.kafka.topicChangelog}-slow`,
+    };
+    const slowTopics = topicsOf(slowKafka);
+    const slow = new EngineProcess(`${s.kafka.topicPrefix}engine-slow`, {
+      ...engineEnvOf(s),
+      GROUP_ID: `${groupOf(s)}-slow`,
+      PRICE_API_URL: slowApi.url,
+      TOPIC_COMPLETED: slowKafka.topicCompleted,
+      TOPIC_INCOMPLETE: slowKafka.topicIncomplete,
+      TOPIC_DLQ: slowKafka.topicDlq,
+      TOPIC_CHANGELOG: slowKafka.topicChangelog,
+      MAX_BUFFERED_RECORDS: "100",
+      WORKERS: "1",
+      PRICE_MAX_WAITING_CARS: "2",
+    });
+    engines.push(slow);
+    await slow.start();
+    const slowRead = await verifyAndRead(slowKafka, { ...manifest, topics: slowTopics }, { timeoutMs: 180_000 });
+    expect(slowRead.report.problems).toEqual({});
+    // The verifier ignores the order of a car's wheels and its assembledAt; the two reads must not differ there either.
+    expect(outcomeLines(slowRead.records, slowTopics)).toEqual(outcomeLines(fast.records, s.topics));
+    await expectHop(s.kafka, groupOf(s), manifest, { uniqueValues: false });
+    await expectHop(s.kafka, `${groupOf(s)}-slow`, manifest, { uniqueValues: false });
+  }, 300_000);
+});
