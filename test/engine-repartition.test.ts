@@ -239,7 +239,7 @@ describe("engine: repartition under faults and read speeds", () => {
     const fast = await verifyAndRead(s.kafka, manifest);
     expect(fast.report.problems).toEqual({});
     // Slow, a group of its own over the same input: lanes of 100 records, one worker, and reading
-    // paused while 2 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), so
+    // paused while 8 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), so
     // the input and the repartition lanes are read in small, uneven steps.
     const slowApi = await priceApi({ delayMinMs: 10, delayMaxMs: 40 });
     apis.push(slowApi);
@@ -261,7 +261,7 @@ describe("engine: repartition under faults and read speeds", () => {
       TOPIC_CHANGELOG: slowKafka.topicChangelog,
       MAX_BUFFERED_RECORDS: "100",
       WORKERS: "1",
-      PRICE_MAX_WAITING_CARS: "2",
+      PRICE_MAX_WAITING_CARS: "8",
     });
     engines.push(slow);
     await slow.start();
