@@ -18,6 +18,22 @@ function caughtUp(s: Shell, p: number, roles: readonly InputRole[] = INPUT_ROLES
   for (const role of roles) s.tasks.task(p)!.markCaughtUp(role, s.clock.now());
 }
 
+/**
+ * Turns until partition p has nothing left to hand over or join: the repartition hop means a
+ * part is joined only once the safe time passes it (src/engine/safe-time.ts), i.e. after its
+ * partition's watermark moved past it (the clock advances past the idle grace each turn) and
+ * the marker announcing that came back (one turn later).
+ */
+async function untilJoined(s: Shell, p = 0, stepMs = 600): Promise<void> {
+  for (let turn = 0; turn < 100; turn++) {
+    s.clock.advance(stepMs);
+    caughtUp(s, p);
+    await s.turn();
+    if (s.tasks.task(p)?.buffered() === 0 && !s.tasks.task(p)?.committing) return;
+  }
+  throw new Error(`partition ${p} still has records waiting after 100 turns`);
+}
+
 function wheels(from: number, n: number, at: number): ReturnType<typeof partMessage>[] {
   return Array.from({ length: n }, (_, i) => partMessage("wheel", `w-car-${from + i}`, `w-${from + i}`, from + i, at));
 }
@@ -50,8 +66,7 @@ describe("shell: pauses", () => {
     // The consumer delivers from the committed offsets again; everything is processed and committed.
     s.deliver("engine", 0, [partMessage("engine", "car-e", "e-0", 0, t0)]);
     s.deliver("wheel", 0, wheels(0, 10, t0 + 100));
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("1");
     expect(s.kafka.committed.get("wheel:0")).toBe("10");
     expect(s.input.paused.size).toBe(0);
@@ -84,8 +99,9 @@ describe("shell: pauses", () => {
         ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)),
       );
     }
-    caughtUp(s, 0);
-    for (let turn = 0; turn < 100 && s.kafka.committed.get("wheel:0") !== "30"; turn++) await s.turn();
+    // Past the idle grace, then slowly: the cars' windows (5 s) must stay open.
+    s.clock.advance(600);
+    await untilJoined(s, 0, 100);
     expect(s.kafka.committed.get("wheel:0")).toBe("30");
     expect(s.pricing.waiting).toBe(0);
     // Now each released record completes a car.
@@ -131,7 +147,7 @@ describe("shell: record cache", () => {
     const s = shell({ instantPricing: true });
     await owning(s, [0]);
     deliverCar(s, "car-quick", 0, s.clock.now());
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-quick"]);
     expect(waitingEntries(s)).toEqual([]);
   });
@@ -141,7 +157,7 @@ describe("shell: record cache", () => {
     await owning(s, [0]);
     const at = s.clock.now();
     deliverCar(s, "car-slow", 0, at);
-    await s.turn();
+    await untilJoined(s);
     expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`]);
     s.pricing.priceAll(s.clock.now());
     await s.turn();
@@ -159,8 +175,7 @@ describe("shell: rewinding and ownership", () => {
       Array.from({ length: to - from }, (_, i) => partMessage("engine", `car-${from + i}`, `e-${from + i}`, from + i, at + from + i));
     caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
     expect(s.deliver("engine", 0, engines(0, 5))).toBe(5);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("5");
 
     s.deliver("engine", 0, engines(5, 10));
@@ -172,8 +187,7 @@ describe("shell: rewinding and ownership", () => {
     // A batch kafkajs fetched before the seek straddles the committed offset, then the refetch.
     expect(s.deliver("engine", 0, engines(3, 10))).toBe(5);
     expect(s.deliver("engine", 0, engines(5, 10))).toBe(0);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("10");
     // Each car's state was written from one engine part each: ten open cars, none doubled.
     expect([...s.kafka.changelog.get(0)!.keys()].filter((k) => k.startsWith("j/")).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `j/car-${i}`).sort());
@@ -214,6 +228,8 @@ describe("shell: producer clocks (SPEC §3)", () => {
     await s.turn();
     const task = s.tasks.task(0)!;
     expect(task.watermark()).toBe(now + 59_000);
+    // car-c is joined once the clock passes its (legitimately early) timestamp.
+    await untilJoined(s, 0, 30_000);
     const letters = s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq).map((o) => JSON.parse(String(o.value)));
     expect(letters.map((l) => [l.offset, l.reason.split(":")[0]])).toEqual([
       ["1", "FUTURE_TIMESTAMP"],
@@ -242,8 +258,7 @@ describe("shell: liveness", () => {
     expect(stalls[0]!.reason).toContain("wheel lane full");
     // Caught up with nothing waiting is progress, not a stall.
     s.input.lags.set("wheel:0", 0);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000)).toEqual([]);
   });
 });
