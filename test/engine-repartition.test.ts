@@ -5,16 +5,17 @@
 // instance; a backlog's outcome does not depend on how fast it is read; a record whose value
 // cannot be read is still a dead letter at the coordinates its producer wrote it to.
 import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { KeyBy, KafkaSettings, Topics } from "../src/config.ts";
 import { topicsOf } from "../src/config.ts";
-import type { Manifest } from "../src/generate/index.ts";
+import { writeManifest, type Manifest } from "../src/generate/index.ts";
 import { canonicalJson } from "../src/generate/digest.ts";
 import { partitionFor } from "../src/generate/placement.ts";
 import { createRng } from "../src/generate/prng.ts";
 import { createKafka } from "../src/kafka.ts";
 import type { FoundRecord } from "../src/verify/compare.ts";
 import { readOutputs } from "../src/verify/reader.ts";
-import { EngineProcess, generate, priceApi, stack, until, verifyAndRead, verifyOutputs, type Stack } from "./support/stack.ts";
+import { EngineProcess, generate, priceApi, stack, until, verifyAndRead, type Stack } from "./support/stack.ts";
 import type { RunningPriceApi } from "../src/price-api/server.ts";
 
 /** Every rule of SPEC §4 in the mix, small enough for CI; malformed records cycle through every class. */
@@ -57,10 +58,20 @@ function both(a: Manifest, b: Manifest): Manifest {
   return { ...b, cars: [...a.cars, ...b.cars], deadLetters: [...a.deadLetters, ...b.deadLetters] };
 }
 
-async function expectExact(kafka: KafkaSettings, manifest: Manifest, timeoutMs = 120_000): Promise<void> {
-  const report = await verifyOutputs(kafka, manifest, { timeoutMs });
+/**
+ * The verifier's judgement of a group's outputs (exact, or the test fails), and the records it
+ * read. On failure the manifest is kept beside the engine logs, to replay the run's expectation.
+ */
+async function expectExact(kafka: KafkaSettings, manifest: Manifest, timeoutMs = 180_000): Promise<FoundRecord[]> {
+  const { report, records } = await verifyAndRead(kafka, { ...manifest, topics: topicsOf(kafka) }, { timeoutMs });
+  if (!report.ok) {
+    const path = join(import.meta.dir, "..", ".local", "test-logs", `${kafka.topicPrefix}${kafka.topicCompleted}-manifest.json`);
+    writeManifest(path, manifest);
+    console.error(`manifest of the failed run: ${path}`);
+  }
   expect(report.problems).toEqual({});
   expect(report.ok).toBe(true);
+  return records;
 }
 
 /** The internal repartition topics, named as the issue says (as Kafka Streams names its internal topics). */
@@ -133,8 +144,13 @@ async function expectHop(kafka: KafkaSettings, groupId: string, manifest: Manife
       : [];
   expect(parts.length).toBeGreaterThanOrEqual(Math.max(1, mustMove.length));
   if (opts.uniqueValues) {
-    const values = parts.map((r) => Buffer.from(r.value!).toString("base64"));
-    expect(values.length - new Set(values).size).toBe(0);
+    const copies = new Map<string, string[]>();
+    for (const r of parts) {
+      const v = Buffer.from(r.value!).toString("base64");
+      copies.set(v, [...(copies.get(v) ?? []), `${r.topic}/${r.partition}@${r.offset}`]);
+    }
+    const twice = [...copies.values()].filter((w) => w.length > 1);
+    expect({ partsHoppedTwice: twice.length, examples: twice.slice(0, 3) }).toEqual({ partsHoppedTwice: 0, examples: [] });
   }
 }
 
@@ -173,13 +189,6 @@ function otherGroup(s: Stack, name: string, env: Record<string, string>): OtherG
   });
   engines.push(engine);
   return { groupId, kafka, engine };
-}
-
-/** A group's outputs judged against the manifest (whose output topics are that group's), and read. */
-async function verifyGroup(g: OtherGroup, manifest: Manifest): Promise<FoundRecord[]> {
-  const read = await verifyAndRead(g.kafka, { ...manifest, topics: topicsOf(g.kafka) }, { timeoutMs: 180_000 });
-  expect(read.report.problems).toEqual({});
-  return read.records;
 }
 
 /** The outputs as a set of comparable lines: topic role, key and value, wall-clock pricedAt left out; wheels stay in order. */
@@ -242,15 +251,14 @@ describe("engine: repartition under faults and read speeds", () => {
     const manifest = await generating;
     expectKeying(manifest, "partId");
     expect(killedWithInput).toBeGreaterThanOrEqual(2);
-    const killed = await verifyAndRead(s.kafka, manifest, { timeoutMs: 180_000 });
-    expect(killed.report.problems).toEqual({});
+    const killed = await expectExact(s.kafka, manifest);
     await s.engine.kill9();
     await expectHop(s.kafka, groupOf(s), manifest, { uniqueValues: true });
     // The same input read by a group that never crashes: the verifier ignores the order of a
     // car's wheels and its assembledAt, this comparison does not.
     const crashFree = otherGroup(s, "crash-free", {});
     await crashFree.engine.start();
-    expect(outcomeLines(killed.records, s.topics)).toEqual(outcomeLines(await verifyGroup(crashFree, manifest), topicsOf(crashFree.kafka)));
+    expect(outcomeLines(killed, s.topics)).toEqual(outcomeLines(await expectExact(crashFree.kafka, manifest), topicsOf(crashFree.kafka)));
   }, 300_000);
 
   test("KEY_BY=partId, two instances share the input, one SIGKILLed mid-run: exact", async () => {
@@ -280,8 +288,7 @@ describe("engine: repartition under faults and read speeds", () => {
     expect(manifest.counts.late).toBeGreaterThan(0);
     // Fast: the default settings, everything fetched in 1 MiB batches, all lanes full at once.
     await s.engine.start();
-    const fast = await verifyAndRead(s.kafka, manifest);
-    expect(fast.report.problems).toEqual({});
+    const fast = await expectExact(s.kafka, manifest);
     // Slow, a group of its own over the same input: lanes of 100 records, one worker, and reading
     // paused while 8 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), so
     // the input and the repartition lanes are read in small, uneven steps.
@@ -289,9 +296,9 @@ describe("engine: repartition under faults and read speeds", () => {
     apis.push(slowApi);
     const slow = otherGroup(s, "slow", { PRICE_API_URL: slowApi.url, MAX_BUFFERED_RECORDS: "100", WORKERS: "1", PRICE_MAX_WAITING_CARS: "8" });
     await slow.engine.start();
-    const slowRecords = await verifyGroup(slow, manifest);
+    const slowRecords = await expectExact(slow.kafka, manifest);
     // The verifier ignores the order of a car's wheels and its assembledAt; the two reads must not differ there either.
-    expect(outcomeLines(slowRecords, topicsOf(slow.kafka))).toEqual(outcomeLines(fast.records, s.topics));
+    expect(outcomeLines(slowRecords, topicsOf(slow.kafka))).toEqual(outcomeLines(fast, s.topics));
     await s.engine.kill9();
     await slow.engine.kill9();
     await expectHop(s.kafka, groupOf(s), manifest, { uniqueValues: false });
