@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { INPUT_ROLES, type InputRole } from "../src/domain.ts";
 import { findStalls } from "../src/engine/health.ts";
 import { FakeSink, TOPICS, message, partMessage, shell, type Shell } from "./support/shell-kit.ts";
+import { partitionOf } from "../src/join/route.ts";
 
 async function owning(s: Shell, partitions: number[]): Promise<void> {
   s.input.assigned = partitions;
@@ -260,5 +261,118 @@ describe("shell: liveness", () => {
     s.input.lags.set("wheel:0", 0);
     await untilJoined(s);
     expect(findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000)).toEqual([]);
+  });
+});
+
+describe("shell: repartition hop (SPEC §9)", () => {
+  const TWO = 2;
+  /** A carId whose partition (murmur2, two partitions) is `p`. */
+  const carOf = (p: number, tag: string) => {
+    for (let i = 0; ; i++) if (partitionOf(`${tag}-${i}`, TWO) === p) return `${tag}-${i}`;
+  };
+  /** Every part of car `carId`, keyed by its partId: body, engine and remote on partition 1, the wheels on partition 0. */
+  function deliverSplitCar(s: Shell, carId: string, at: number, offsets: { p0: number; p1: number }): void {
+    const keyed = (m: ReturnType<typeof partMessage>, partId: string) => ({ ...m, key: Buffer.from(partId) });
+    s.deliver("body", 1, [keyed(partMessage("body", carId, `${carId}-b`, offsets.p1, at), `${carId}-b`)]);
+    s.deliver("engine", 1, [keyed(partMessage("engine", carId, `${carId}-e`, offsets.p1, at + 1), `${carId}-e`)]);
+    s.deliver("remoteControl", 1, [keyed(partMessage("remoteControl", carId, `${carId}-r`, offsets.p1, at + 2), `${carId}-r`)]);
+    s.deliver(
+      "wheel",
+      0,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) =>
+        keyed(partMessage("wheel", carId, `${carId}-w${i}`, offsets.p0 + i, at + 3 + i, pl), `${carId}-w${i}`),
+      ),
+    );
+  }
+  async function untilAllJoined(s: Shell): Promise<void> {
+    for (let turn = 0; turn < 50; turn++) {
+      s.clock.advance(600);
+      for (const t of s.tasks.running()) caughtUp(s, t.partition);
+      await s.turn();
+      if (s.tasks.running().every((t) => t.buffered() === 0 && !t.committing)) return;
+    }
+    throw new Error("records still waiting after 50 turns");
+  }
+  const repartitioned = (s: Shell) =>
+    [...s.kafka.logs.values()]
+      .flat()
+      .flatMap((m) => (m.headers?.["rccar-origin"] === undefined ? [] : [`${String(m.key)}@${String(m.headers["rccar-origin"])}`]));
+
+  test("a car whose parts arrive keyed by partId on both partitions is re-keyed to its own and joined once", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const carId = carOf(0, "split");
+    deliverSplitCar(s, carId, s.clock.now(), { p0: 0, p1: 0 });
+    await untilAllJoined(s);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual([carId]);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq)).toEqual([]);
+    // Every part went through the hop once, wheels from partition 0 itself (keyed by partId).
+    expect(repartitioned(s).sort()).toEqual(
+      [`${carId}@0:0`, `${carId}@0:1`, `${carId}@0:2`, `${carId}@0:3`, `${carId}@1:0`, `${carId}@1:0`, `${carId}@1:0`].sort(),
+    );
+    expect(s.kafka.committed.get("wheel:0")).toBe("4");
+    expect(s.kafka.committed.get("body:1")).toBe("1");
+  });
+
+  test("a failed commit of the source partition re-keys its parts again exactly once (the failed transaction wrote nothing)", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const carId = carOf(0, "retry");
+    deliverSplitCar(s, carId, s.clock.now(), { p0: 0, p1: 0 });
+    caughtUp(s, 0);
+    caughtUp(s, 1);
+    s.kafka.failNext.add(1);
+    await s.turn();
+    expect(s.events).toContain("commit 1 failed");
+    await s.turn(); // partition 1 rebuilt from Kafka, rewound to its committed offsets
+    expect(s.events).toContain("closed 1 TaskCorruptedError");
+    // The consumer delivers partition 1's records again.
+    deliverSplitCar(s, carId, s.clock.now() - 1200, { p0: 100, p1: 0 });
+    await untilAllJoined(s);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual([carId]);
+    expect(repartitioned(s).filter((r) => r.endsWith("@1:0"))).toHaveLength(3);
+  });
+
+  test("a restart while a part waits for the safe time rejoins it once, and does not re-key what was re-keyed after it", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const home = carOf(0, "home");
+    const away = carOf(1, "away");
+    const at = s.clock.now();
+    // Partition 0's engine lane: home's engine (keyed by carId: it waits in stage 2), then
+    // away's engine (re-keyed to partition 1 at once).
+    s.deliver("engine", 0, [partMessage("engine", home, `${home}-e`, 0, at), { ...partMessage("engine", away, `${away}-e`, 1, at + 5), key: null }]);
+    caughtUp(s, 0);
+    caughtUp(s, 1);
+    await s.turn();
+    await s.turn();
+    // The home engine waits (nothing has announced past it yet everywhere), the away engine was re-keyed and committed.
+    expect(repartitioned(s)).toEqual([`${away}@0:1`]);
+    expect(s.kafka.committed.get("engine:0")).toBe("0");
+    const metadata = JSON.parse(s.kafka.committedMetadata.get("engine:0")!);
+    expect(metadata.handedOver).toBe("2");
+    // Partition 0 is rebuilt from Kafka: it reads its engine lane from offset 0 again.
+    s.kafka.failNext.add(0);
+    s.deliver("body", 0, [partMessage("body", home, `${home}-b`, 0, at + 1)]);
+    for (let i = 0; i < 3 && !s.events.includes("closed 0 TaskCorruptedError"); i++) await s.turn();
+    expect(s.events).toContain("closed 0 TaskCorruptedError");
+    s.deliver("engine", 0, [partMessage("engine", home, `${home}-e`, 0, at), { ...partMessage("engine", away, `${away}-e`, 1, at + 5), key: null }]);
+    s.deliver("body", 0, [partMessage("body", home, `${home}-b`, 0, at + 1)]);
+    await untilAllJoined(s);
+    // Each engine once: home's joined on partition 0, away's re-keyed once and joined on partition 1.
+    expect(repartitioned(s)).toEqual([`${away}@0:1`]);
+    const open = (p: number) => [...(s.kafka.changelog.get(p)?.keys() ?? [])].filter((k) => k.startsWith("j/")).sort();
+    expect(open(0)).toEqual([`j/${home}`]);
+    expect(open(1)).toEqual([`j/${away}`]);
+    // The rest of home's parts complete it: its engine is in it once.
+    s.deliver("remoteControl", 0, [partMessage("remoteControl", home, `${home}-r`, 0, s.clock.now())]);
+    s.deliver(
+      "wheel",
+      0,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", home, `${home}-w${i}`, i, s.clock.now(), pl)),
+    );
+    await untilAllJoined(s);
+    const cars = s.kafka.outputs.filter((o) => o.topic !== TOPICS.changelog).map((o) => JSON.parse(String(o.value)));
+    expect(cars.map((c) => [c.carId, c.situation, c.engine?.partId])).toEqual([[home, "COMPLETED", `${home}-e`]]);
   });
 });

@@ -170,7 +170,8 @@ export class RecordCollector {
       offsets: [...this.offsets.values()],
       situations: this.situations,
       deadLetters: this.deadLetters,
-      since: this.since,
+      // A watermark held back by the announce interval was collected before: count from now.
+      since: Math.min(this.since, this.now()),
     };
     this.outputs = [];
     this.changelog = new Map();
