@@ -206,7 +206,7 @@ export class PartitionTask {
     this.handed = out;
     this.handedIndex = undefined;
     const handed = out.map((r) => r.record.timestamp);
-    return { records: out, ...this.budget.advance(this.safeTime.advance(), room, handed, bound) };
+    return { records: out, ...this.budget.advance(this.safeTime.advance(watermark), room, handed, bound) };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
