@@ -1,6 +1,8 @@
-// What the engine wrote to its changelog, read back with read_committed: join states (`j/`)
-// and waiting cars (`p/`), values and tombstones apart. Divided by the cars, it is the
-// "records written per car" the produce path pays for (besides the output record itself).
+// What the engine wrote besides its outputs, read back with read_committed: the changelog's
+// join states (`j/`) and waiting cars (`p/`), values and tombstones apart, and the records of
+// its repartition topics (parts not keyed by carId, written once more keyed by carId).
+// Divided by the cars, it is the "records written per car" the produce path pays for.
+import type { KafkaMessage } from "kafkajs";
 import type { KafkaSettings } from "../src/config.ts";
 import { createKafka } from "../src/kafka.ts";
 
@@ -13,6 +15,33 @@ export interface ChangelogCounts {
 
 export async function countChangelog(kafka: KafkaSettings, topic: string, timeoutMs = 120_000): Promise<ChangelogCounts> {
   const counts: ChangelogCounts = { joinValues: 0, joinTombstones: 0, waitingValues: 0, waitingTombstones: 0 };
+  await readToEnd(kafka, topic, timeoutMs, (m) => {
+    const join = m.key?.[0] === 0x6a; // "j"
+    if (m.value === null) join ? counts.joinTombstones++ : counts.waitingTombstones++;
+    else join ? counts.joinValues++ : counts.waitingValues++;
+  });
+  return counts;
+}
+
+/** The repartition topics of the engine whose group is `groupId` (Kafka Streams names: `<group>-…-repartition`). */
+export async function repartitionTopics(kafka: KafkaSettings, groupId: string): Promise<string[]> {
+  const admin = createKafka(kafka, "bench-records").admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).filter((t) => t.startsWith(`${groupId}-`) && t.endsWith("-repartition")).sort();
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Committed records (values and tombstones, no transaction markers) in `topics`. */
+export async function countRecords(kafka: KafkaSettings, topics: string[], timeoutMs = 120_000): Promise<number> {
+  let n = 0;
+  for (const topic of topics) await readToEnd(kafka, topic, timeoutMs, () => n++);
+  return n;
+}
+
+async function readToEnd(kafka: KafkaSettings, topic: string, timeoutMs: number, onRecord: (m: KafkaMessage) => void): Promise<void> {
   const client = createKafka(kafka, "bench-records");
   const admin = client.admin();
   await admin.connect();
@@ -22,7 +51,7 @@ export async function countChangelog(kafka: KafkaSettings, topic: string, timeou
   } finally {
     await admin.disconnect();
   }
-  if (ends.size === 0) return counts;
+  if (ends.size === 0) return;
   const consumer = client.consumer({ groupId: `bench-records-${crypto.randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 200 });
   const reached = new Map<number, bigint>();
   // Batches of only control records never reach eachBatch: positions are tracked here.
@@ -35,11 +64,7 @@ export async function countChangelog(kafka: KafkaSettings, topic: string, timeou
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          const join = m.key?.[0] === 0x6a; // "j"
-          if (m.value === null) join ? counts.joinTombstones++ : counts.waitingTombstones++;
-          else join ? counts.joinValues++ : counts.waitingValues++;
-        }
+        for (const m of batch.messages) onRecord(m);
       },
     });
     const deadline = Date.now() + timeoutMs;
@@ -50,5 +75,4 @@ export async function countChangelog(kafka: KafkaSettings, topic: string, timeou
   } finally {
     await consumer.disconnect();
   }
-  return counts;
 }
