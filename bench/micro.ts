@@ -57,7 +57,7 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
 
   const bench = new Bench({ time: 400 });
   bench
-    .add("decode part (JSON + validation)", () => void decodePart("body", key, json, 65536))
+    .add("decode part (JSON + validation)", () => void decodePart("body", json, 65536))
     .add("msgpackr unpack of the same part", () => void unpack(packed))
     .add("join step (one part)", () => {
       if (i === parts.length) {
@@ -102,7 +102,8 @@ export async function runMicro(log: (line: string) => void): Promise<MicroResult
       source: { topic: "t", partition: 0, offset: String(k) },
     }));
     const raw = objects.map((o, k) => ({
-      role: "wheel" as const,
+      lane: 3,
+      replay: false,
       record: { offset: String(k), timestamp: k, key: Buffer.from(o.part.carId), value: Buffer.from(JSON.stringify(o.part)) },
     }));
     const perRecord = async (send: () => Promise<unknown>) => {

@@ -269,6 +269,16 @@ export function topicsOf(k: KafkaSettings): Topics {
   };
 }
 
+/**
+ * The repartition topic of each input topic (SPEC §9), named from the consumer group as Kafka
+ * Streams names its internal topics (`<application.id>-<name>-repartition`), with TOPIC_PREFIX
+ * in front like every other topic.
+ */
+export function repartitionTopicsOf(k: KafkaSettings, groupId: string): Record<"body" | "engine" | "remoteControl" | "wheel", string> {
+  const name = (topic: string) => `${k.topicPrefix}${groupId}-${topic}-repartition`;
+  return { body: name(k.topicBody), engine: name(k.topicEngine), remoteControl: name(k.topicRemoteControl), wheel: name(k.topicWheel) };
+}
+
 /** Apache Kafka releases the local broker can run, newest first (each has its pom in src/local/). */
 export const KAFKA_VERSIONS = ["4.4.0", "3.9.1"] as const;
 export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
@@ -314,6 +324,13 @@ export const engineSpec = {
   shards: int("SHARDS", 16, 1, 4096, "fixed number of carId hash shards spread over the workers"),
   sessionTimeoutMs: int("SESSION_TIMEOUT_MS", 6000, 1000, 300_000, "consumer group session: a killed instance's partitions move after this long"),
   commitIntervalMs: int("COMMIT_INTERVAL_MS", 50, 5, 10_000, "how often processed input, outputs and state commit in one Kafka transaction"),
+  maxWatermarkDriftMs: int(
+    "MAX_WATERMARK_DRIFT_MS",
+    10_000,
+    100,
+    86_400_000,
+    "how far (event time) a partition may read ahead of the slowest one while parts wait for the repartition hop",
+  ),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
   maxClockSkewMs: int(
     "MAX_CLOCK_SKEW_MS",

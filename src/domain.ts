@@ -68,6 +68,25 @@ export type InputRole = "body" | "engine" | "remoteControl" | "wheel";
 export const INPUT_ROLES: readonly InputRole[] = ["body", "engine", "remoteControl", "wheel"];
 /** A role's position in INPUT_ROLES (its index in arrays and packed records). */
 export const ROLE_INDEX: Record<InputRole, number> = { body: 0, engine: 1, remoteControl: 2, wheel: 3 };
+/**
+ * Where a task reads a role's records from: the input topic itself ("direct"), or the role's
+ * repartition topic ("hop"), which carries the records that arrived on another partition than
+ * their car's, re-keyed by carId (SPEC §9). A task has a lane per (role, route).
+ */
+export type Route = "direct" | "hop";
+export interface Lane {
+  role: InputRole;
+  route: Route;
+}
+/** Lanes in index order: the four direct lanes (role order), then the four hop lanes. */
+export const LANES: readonly Lane[] = [
+  ...INPUT_ROLES.map((role) => ({ role, route: "direct" as const })),
+  ...INPUT_ROLES.map((role) => ({ role, route: "hop" as const })),
+];
+export function laneIndex(role: InputRole, route: Route): number {
+  return ROLE_INDEX[role] + (route === "hop" ? INPUT_ROLES.length : 0);
+}
+
 export const KIND_OF_ROLE: Record<InputRole, PartKind> = {
   body: "BODY",
   engine: "ENGINE",
@@ -125,7 +144,8 @@ export function amountToCents(amount: number): number | null {
  * Why a record went to the dead-letter topic. A reason is written `CLASS: detail`, e.g.
  * `BAD_VALUE: placement "MIDDLE" is not one of FRONT_LEFT, ...`. Validation checks in this
  * order and reports the first failure: OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE,
- * BAD_VALUE, KEY_MISMATCH. CONFLICT is decided by the join, not by decoding; FUTURE_TIMESTAMP
+ * BAD_VALUE. A record's key is not judged: one that is not its carId is re-keyed (SPEC §9).
+ * CONFLICT is decided by the join, not by decoding; FUTURE_TIMESTAMP
  * and BAD_TIMESTAMP by the record's timestamp against the engine's clock (SPEC §3).
  */
 export const DEAD_LETTER_CLASSES = [
@@ -134,7 +154,6 @@ export const DEAD_LETTER_CLASSES = [
   "MISSING_FIELD", // a required field is absent (carId, partId, sku, then the kind's own fields)
   "WRONG_TYPE", // a field has the wrong JSON type
   "BAD_VALUE", // empty or too long string, weightKg <= 0, unknown enum value
-  "KEY_MISMATCH", // record key absent or different from carId
   "CONFLICT", // a second different part for a slot the open car already filled
   "FUTURE_TIMESTAMP", // stamped more than MAX_CLOCK_SKEW_MS ahead of the engine's clock when read
   "BAD_TIMESTAMP", // no usable timestamp (negative)

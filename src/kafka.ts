@@ -2,7 +2,7 @@
 // partitioning so the generator's keying matches any other producer, and topic creation.
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig } from "kafkajs";
 import type { KafkaSettings, Topics } from "./config.ts";
-import { DEFAULT_MAX_CLOCK_SKEW_MS, topicsOf } from "./config.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, repartitionTopicsOf, topicsOf } from "./config.ts";
 import { kafkaLevelFor, kafkaLogCreator, type KafkaLogStats } from "./kafka-log.ts";
 import { currentLogger, type Logger } from "./log.ts";
 import { silenceTimeoutNegativeWarning } from "./warnings.ts";
@@ -45,8 +45,11 @@ export const murmur2Partitioner = Partitioners.DefaultPartitioner;
 /** Topic config of the broker-side guard against producer clocks (Kafka >= 3.6): records stamped further ahead are refused. */
 export const TIMESTAMP_GUARD = "message.timestamp.after.max.ms";
 
-/** Every topic of SPEC §2 with its role's partition count and config. */
-export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
+/**
+ * Every topic of SPEC §2 with its role's partition count and config; with a consumer group,
+ * also the engine's repartition topics (the generator and verifier have none).
+ */
+export function topicPlan(settings: KafkaSettings, groupId?: string): ITopicConfig[] {
   const t: Topics = topicsOf(settings);
   const input = settings.inputPartitions;
   const output = settings.outputPartitions;
@@ -69,6 +72,14 @@ export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
         { name: "segment.ms", value: "600000" },
       ],
     },
+    // Re-keyed records keep their original timestamps, old ones in a backlog included: no guard.
+    ...(groupId === undefined
+      ? []
+      : Object.values(repartitionTopicsOf(settings, groupId)).map((topic) => ({
+          topic,
+          numPartitions: input,
+          configEntries: [{ name: TIMESTAMP_GUARD, value: String(Number.MAX_SAFE_INTEGER) }],
+        }))),
   ].map((c) => ({ replicationFactor: -1, ...c }));
 }
 
@@ -79,10 +90,10 @@ export function topicPlan(settings: KafkaSettings): ITopicConfig[] {
  * theirs. An internal topic with fewer partitions (made by an older version) gets more:
  * entries are written to explicit partitions, so existing keys stay where they are.
  */
-export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promise<string[]> {
+export async function ensureTopics(admin: Admin, settings: KafkaSettings, groupId?: string): Promise<string[]> {
   const t = topicsOf(settings);
   const inputs = [t.body, t.engine, t.remoteControl, t.wheel];
-  const internal = new Set([t.changelog]);
+  const internal = new Set([t.changelog, ...(groupId === undefined ? [] : Object.values(repartitionTopicsOf(settings, groupId)))]);
   const existing = new Set(await admin.listTopics());
   const counts = await partitionCounts(
     admin,
@@ -90,7 +101,7 @@ export async function ensureTopics(admin: Admin, settings: KafkaSettings): Promi
   );
   const inputCounts = inputs.map((name) => counts.get(name)).filter((n): n is number => n !== undefined);
   const inputPartitions = inputCounts.length > 0 ? Math.max(...inputCounts) : settings.inputPartitions;
-  const missing = topicPlan(settings)
+  const missing = topicPlan(settings, groupId)
     .filter((c) => !existing.has(c.topic))
     .map((c) => (inputs.includes(c.topic) || internal.has(c.topic) ? { ...c, numPartitions: inputPartitions } : c));
   if (missing.length > 0) {

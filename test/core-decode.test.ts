@@ -2,7 +2,7 @@
 // it names, the validation order, and exact agreement with validate.ts (the generator's model).
 import { describe, expect, test } from "bun:test";
 import { classOfReason, INPUT_ROLES, KIND_OF_ROLE, type InputRole } from "../src/domain.ts";
-import { decodePart } from "../src/ingest/decode.ts";
+import { decodePart, keyIsCarId } from "../src/ingest/decode.ts";
 import { validatePart } from "../src/ingest/validate.ts";
 import { makeMalformed, MALFORMED_CLASSES } from "../src/generate/malformed.ts";
 import { createRng } from "../src/generate/prng.ts";
@@ -27,12 +27,12 @@ function valid(role: InputRole, carId = "car-1"): Obj {
 const bytes = (o: unknown) => Buffer.from(typeof o === "string" ? o : JSON.stringify(o));
 const key = (k: string | null) => (k === null ? null : Buffer.from(k));
 
-function decode(role: InputRole, value: unknown, k: string | null = "car-1", max = MAX) {
-  return decodePart(role, key(k), value === null ? null : Buffer.isBuffer(value) ? value : bytes(value), max);
+function decode(role: InputRole, value: unknown, max = MAX) {
+  return decodePart(role, value === null ? null : Buffer.isBuffer(value) ? value : bytes(value), max);
 }
 
-function reasonOf(role: InputRole, value: unknown, k: string | null = "car-1", max = MAX): string {
-  const d = decode(role, value, k, max);
+function reasonOf(role: InputRole, value: unknown, max = MAX): string {
+  const d = decode(role, value, max);
   if (d.ok) throw new Error(`expected a dead letter, got a part`);
   return d.reason;
 }
@@ -62,14 +62,16 @@ describe("valid parts", () => {
 
   test("limits are inclusive: carId/partId of 128 chars, sku of 64, a value of exactly maxPartBytes", () => {
     const id = "c".repeat(128);
-    expect(decode("engine", { carId: id, partId: "p".repeat(128), sku: "s".repeat(64) }, id).ok).toBe(true);
+    expect(decode("engine", { carId: id, partId: "p".repeat(128), sku: "s".repeat(64) }).ok).toBe(true);
     const v = bytes(valid("engine"));
-    expect(decode("engine", v, "car-1", v.length).ok).toBe(true);
+    expect(decode("engine", v, v.length).ok).toBe(true);
   });
 
-  test("a non-ASCII carId matches a key with the same UTF-8 bytes", () => {
+  test("a non-ASCII carId decodes, and matches a key with the same UTF-8 bytes", () => {
     const carId = "wagen-Größe-车";
-    expect(decode("engine", { carId, partId: "p", sku: "s" }, carId).ok).toBe(true);
+    const d = decode("engine", { carId, partId: "p", sku: "s" });
+    expect(d.ok && d.part.carId).toBe(carId);
+    expect(keyIsCarId(key(carId), carId)).toBe(true);
   });
 
   test("a UTF-8 byte-order mark is allowed, as a UTF-8 decoder drops it", () => {
@@ -81,8 +83,8 @@ describe("valid parts", () => {
 describe("dead-letter classes", () => {
   test("OVERSIZED: one byte over maxPartBytes, checked before anything else", () => {
     const v = bytes(valid("engine"));
-    expect(reasonOf("engine", v, "car-1", v.length - 1)).toStartWith("OVERSIZED: value is");
-    expect(reasonOf("engine", Buffer.alloc(100, 0xff), null, 99)).toStartWith("OVERSIZED:");
+    expect(reasonOf("engine", v, v.length - 1)).toStartWith("OVERSIZED: value is");
+    expect(reasonOf("engine", Buffer.alloc(100, 0xff), 99)).toStartWith("OVERSIZED:");
   });
 
   test("NOT_JSON: tombstone, invalid UTF-8, truncated, and JSON that is not an object", () => {
@@ -167,12 +169,10 @@ describe("dead-letter classes", () => {
       ["wheel", "placement", "front_left", 'placement "front_left" is not one of FRONT_LEFT, FRONT_RIGHT, REAR_LEFT, REAR_RIGHT'],
     ];
     for (const [role, field, value, detail] of cases) {
-      const k = field === "carId" ? (value as string) : "car-1";
       expect(
         reasonOf(
           role,
           edit(role, (o) => (o[field] = value)),
-          k,
         ),
       ).toBe(`BAD_VALUE: ${detail}`);
     }
@@ -181,12 +181,13 @@ describe("dead-letter classes", () => {
     expect(reasonOf("body", inf)).toBe("BAD_VALUE: weightKg Infinity is not > 0");
   });
 
-  test("KEY_MISMATCH: no key, or a key that differs from carId by any byte", () => {
-    expect(reasonOf("engine", valid("engine"), null)).toBe("KEY_MISMATCH: record has no key");
-    for (const k of ["CAR-1", "car-1 ", "car-2", "car-", "", "car-1\u0000"]) {
-      expect(reasonOf("engine", valid("engine"), k)).toBe(`KEY_MISMATCH: key ${JSON.stringify(k)} differs from carId "car-1"`);
-    }
-    expect(reasonOf("engine", { carId: "wagen-ü", partId: "p", sku: "s" }, "wagen-u")).toStartWith("KEY_MISMATCH:");
+  test("keyIsCarId: equal UTF-8 bytes only, ASCII or not", () => {
+    expect(keyIsCarId(key("car-1"), "car-1")).toBe(true);
+    expect(keyIsCarId(null, "car-1")).toBe(false);
+    for (const k of ["CAR-1", "car-1 ", "car-2", "car-", "", "car-1\u0000"]) expect(keyIsCarId(key(k), "car-1")).toBe(false);
+    expect(keyIsCarId(key("wagen-ü"), "wagen-ü")).toBe(true);
+    expect(keyIsCarId(key("wagen-u"), "wagen-ü")).toBe(false);
+    expect(keyIsCarId(Buffer.from([0xff]), "\ufffd")).toBe(true); // a key that is not UTF-8 reads as its dead letter's key text does
   });
 
   test("validation order: the first failing class wins", () => {
@@ -202,29 +203,20 @@ describe("dead-letter classes", () => {
       reasonOf(
         "body",
         edit("body", (o) => ((o.carId = ""), (o.weightKg = "x"))),
-        "",
       ),
     ).toBe("WRONG_TYPE: weightKg is not a number");
-    // BAD_VALUE before KEY_MISMATCH.
-    expect(
-      reasonOf(
-        "wheel",
-        edit("wheel", (o) => (o.placement = "UP")),
-        "other",
-      ),
-    ).toStartWith("BAD_VALUE: placement");
     // OVERSIZED before NOT_JSON.
-    expect(reasonOf("engine", "x".repeat(200), "car-1", 100)).toStartWith("OVERSIZED:");
+    expect(reasonOf("engine", "x".repeat(200), 100)).toStartWith("OVERSIZED:");
   });
 });
 
 describe("agreement with validate.ts (the generator's reference model)", () => {
-  const reference = (role: InputRole, k: string | null, v: Uint8Array | null) => {
-    const r = validatePart(KIND_OF_ROLE[role], k, v, MAX);
+  const reference = (role: InputRole, v: Uint8Array | null) => {
+    const r = validatePart(KIND_OF_ROLE[role], v, MAX);
     return r.ok ? "ok" : `${r.cls}: ${r.detail}`;
   };
-  const ours = (role: InputRole, k: string | null, v: Uint8Array | null) => {
-    const d = decodePart(role, key(k), v === null ? null : Buffer.from(v), MAX);
+  const ours = (role: InputRole, v: Uint8Array | null) => {
+    const d = decodePart(role, v === null ? null : Buffer.from(v), MAX);
     return d.ok ? "ok" : d.reason;
   };
 
@@ -236,12 +228,12 @@ describe("agreement with validate.ts (the generator's reference model)", () => {
           { cls, variant, carId: `car-${variant}`, partId: `p-${cls}-${variant}`, maxPartBytes: 512, sku: { skus: 20, distinctSkus: false } },
           rng,
         );
-        const d = decodePart(m.role, key(m.key), Buffer.from(m.value), 512);
+        const d = decodePart(m.role, Buffer.from(m.value), 512);
         expect(d.ok).toBe(false);
         if (!d.ok) expect(classOfReason(d.reason)).toBe(cls);
-        const r = validatePart(KIND_OF_ROLE[m.role], m.key, m.value, 512);
+        const r = validatePart(KIND_OF_ROLE[m.role], m.value, 512);
         expect(d.ok ? "ok" : d.reason).toBe(r.ok ? "ok" : `${r.cls}: ${r.detail}`);
-        expect(decodePart(m.role, key(m.repaired.key), Buffer.from(m.repaired.value), 512).ok).toBe(true);
+        expect(decodePart(m.role, Buffer.from(m.repaired.value), 512).ok).toBe(true);
       }
     }
   });
@@ -260,9 +252,8 @@ describe("agreement with validate.ts (the generator's reference model)", () => {
         if (v === undefined) delete o[f];
         else o[f] = v;
       }
-      const k = rng.chance(0.1) ? null : rng.chance(0.8) ? String(o.carId) : "car-1";
       const v = rng.chance(0.05) ? null : new TextEncoder().encode(rng.chance(0.05) ? JSON.stringify(o).slice(0, 20) : JSON.stringify(o));
-      expect(ours(role, k, v)).toBe(reference(role, k, v));
+      expect(ours(role, v)).toBe(reference(role, v));
       checked++;
     }
     expect(checked).toBe(5000);

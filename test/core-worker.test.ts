@@ -4,8 +4,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { InputRole, Part, PartKind, WheelPlacement } from "../src/domain.ts";
 import { JoinPool } from "../src/join/pool.ts";
-import type { JoinOutput, RawRecord } from "../src/join/protocol.ts";
-import type { Released } from "../src/ingest/merge.ts";
+import type { JoinOutput, TickRecord } from "../src/join/protocol.ts";
+import { ROLE_INDEX } from "../src/domain.ts";
 import { encodeCarState, decodeCarState } from "../src/join/codec.ts";
 import { packParts } from "../src/join/car.ts";
 
@@ -13,7 +13,7 @@ const T = 5000;
 const topics = { body: "b", engine: "e", remoteControl: "r", wheel: "w" } satisfies Record<InputRole, string>;
 const pools: JoinPool[] = [];
 const poolOf = (dedupRetentionMs: number) => {
-  const p = new JoinPool({ workers: 1, shards: 4, joinTimeoutMs: T, dedupRetentionMs, maxPartBytes: 65536, topics });
+  const p = new JoinPool({ partitions: 1, workers: 1, shards: 4, joinTimeoutMs: T, dedupRetentionMs, maxPartBytes: 65536, topics });
   pools.push(p);
   return p;
 };
@@ -38,14 +38,18 @@ function partOf(carId: string, kind: PartKind, id: string, placement?: WheelPlac
   return base;
 }
 let offset = 0;
-function records(carId: string, slots: typeof SLOTS, at: number): Released<RawRecord>[] {
+function records(carId: string, slots: typeof SLOTS, at: number): TickRecord[] {
   return slots.map(([role, kind, id, pl], i) => ({
-    role,
+    lane: ROLE_INDEX[role],
+    replay: false,
     record: { offset: String(offset++), timestamp: at + i, key: Buffer.from(carId), value: Buffer.from(JSON.stringify(partOf(carId, kind, id, pl))) },
   }));
 }
-const tick = async (pool: JoinPool, recs: Released<RawRecord>[], watermark: number): Promise<JoinOutput[]> =>
-  (await pool.process([{ partition: 0, records: recs, watermark }])).flatMap((r) => r.outputs);
+/** One task: the records all join (the safe time passes them), then windows close up to `watermark`. */
+const tick = async (pool: JoinPool, recs: TickRecord[], watermark: number): Promise<JoinOutput[]> => {
+  const safeTime = Math.max(watermark, ...recs.map((r) => r.record.timestamp + 1));
+  return (await pool.process([{ partition: 0, records: recs, safeTime }])).flatMap((r) => r.outputs);
+};
 const states = (outs: JoinOutput[]) =>
   outs.flatMap((o) => (o.type === "state" ? [{ carId: o.carId, value: o.value === null ? null : decodeCarState(o.value) }] : []));
 const emitted = (outs: JoinOutput[]) => outs.flatMap((o) => (o.type === "emit" ? [o.car.carId] : []));

@@ -148,13 +148,13 @@ describe("malformed records", () => {
     for (const r of bad) {
       const m = r.malformed!;
       const kind = KIND_OF_ROLE[r.role];
-      const v = validatePart(kind, r.key, r.value, o.maxPartBytes);
+      const v = validatePart(kind, r.value, o.maxPartBytes);
       expect({ defect: m.defect, cls: v.ok ? "valid" : v.cls }).toEqual({ defect: m.defect, cls: m.cls });
-      expect(validatePart(kind, m.repaired.key, m.repaired.value, o.maxPartBytes).ok).toBe(true);
+      expect(validatePart(kind, m.repaired.value, o.maxPartBytes).ok).toBe(true);
       switch (m.cls) {
         case "OVERSIZED": {
           expect(r.value.length).toBeGreaterThan(o.maxPartBytes);
-          expect(validatePart(kind, r.key, r.value, Infinity).ok).toBe(true);
+          expect(validatePart(kind, r.value, Infinity).ok).toBe(true);
           const { padding: _p, ...rest } = parse(r.value);
           expect(rest).toEqual(parse(m.repaired.value));
           break;
@@ -180,7 +180,7 @@ describe("malformed records", () => {
   test("every other planned record is a valid part", () => {
     for (const r of buildPlan(options({ cars: 300, seed: 2, ...CHAOS })).records) {
       if (r.intent === "malformed") continue;
-      expect(validatePart(KIND_OF_ROLE[r.role], r.key, r.value, o.maxPartBytes).ok).toBe(true);
+      expect(validatePart(KIND_OF_ROLE[r.role], r.value, o.maxPartBytes).ok).toBe(true);
     }
   });
 });
@@ -383,7 +383,7 @@ describe("wrong producer clocks (FUTURE_STAMPED, BAD_TIMESTAMP)", () => {
     expect(new Set(wrong.map((s) => s.record.carIndex)).size).toBe(12);
     for (const s of wrong) {
       // Each is a valid part: only its timestamp is wrong.
-      expect(validatePart(KIND_OF_ROLE[s.record.role], s.record.key, s.record.value, o.maxPartBytes).ok).toBe(true);
+      expect(validatePart(KIND_OF_ROLE[s.record.role], s.record.value, o.maxPartBytes).ok).toBe(true);
       const dl = run.manifest.deadLetters.filter((d) => d.valueBase64 === Buffer.from(s.record.value).toString("base64"));
       expect(dl.map((d) => [d.class, d.topic, d.partition, d.offset, d.timestamp])).toEqual([
         [s.record.intent === "futureStamped" ? "FUTURE_TIMESTAMP" : "BAD_TIMESTAMP", s.topic, s.partition, s.offset, s.timestamp],

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { INPUT_ROLES, type InputRole } from "../src/domain.ts";
 import { findStalls } from "../src/engine/health.ts";
 import { FakeSink, TOPICS, message, partMessage, shell, type Shell } from "./support/shell-kit.ts";
+import { partitionOf } from "../src/join/route.ts";
 
 async function owning(s: Shell, partitions: number[]): Promise<void> {
   s.input.assigned = partitions;
@@ -16,6 +17,22 @@ async function owning(s: Shell, partitions: number[]): Promise<void> {
 /** Evidence that every lane of partition p is at its log end now. */
 function caughtUp(s: Shell, p: number, roles: readonly InputRole[] = INPUT_ROLES): void {
   for (const role of roles) s.tasks.task(p)!.markCaughtUp(role, s.clock.now());
+}
+
+/**
+ * Turns until partition p has nothing left to hand over or join: the repartition hop means a
+ * part is joined only once the safe time passes it (src/engine/safe-time.ts), i.e. after its
+ * partition's watermark moved past it (the clock advances past the idle grace each turn) and
+ * the marker announcing that came back (one turn later).
+ */
+async function untilJoined(s: Shell, p = 0, stepMs = 600): Promise<void> {
+  for (let turn = 0; turn < 100; turn++) {
+    s.clock.advance(stepMs);
+    caughtUp(s, p);
+    await s.turn();
+    if (s.tasks.task(p)?.buffered() === 0 && !s.tasks.task(p)?.committing) return;
+  }
+  throw new Error(`partition ${p} still has records waiting after 100 turns`);
 }
 
 function wheels(from: number, n: number, at: number): ReturnType<typeof partMessage>[] {
@@ -50,8 +67,7 @@ describe("shell: pauses", () => {
     // The consumer delivers from the committed offsets again; everything is processed and committed.
     s.deliver("engine", 0, [partMessage("engine", "car-e", "e-0", 0, t0)]);
     s.deliver("wheel", 0, wheels(0, 10, t0 + 100));
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("1");
     expect(s.kafka.committed.get("wheel:0")).toBe("10");
     expect(s.input.paused.size).toBe(0);
@@ -84,8 +100,9 @@ describe("shell: pauses", () => {
         ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)),
       );
     }
-    caughtUp(s, 0);
-    for (let turn = 0; turn < 100 && s.kafka.committed.get("wheel:0") !== "30"; turn++) await s.turn();
+    // Past the idle grace, then slowly: the cars' windows (5 s) must stay open.
+    s.clock.advance(600);
+    await untilJoined(s, 0, 100);
     expect(s.kafka.committed.get("wheel:0")).toBe("30");
     expect(s.pricing.waiting).toBe(0);
     // Now each released record completes a car.
@@ -131,7 +148,7 @@ describe("shell: record cache", () => {
     const s = shell({ instantPricing: true });
     await owning(s, [0]);
     deliverCar(s, "car-quick", 0, s.clock.now());
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual(["car-quick"]);
     expect(waitingEntries(s)).toEqual([]);
   });
@@ -141,7 +158,7 @@ describe("shell: record cache", () => {
     await owning(s, [0]);
     const at = s.clock.now();
     deliverCar(s, "car-slow", 0, at);
-    await s.turn();
+    await untilJoined(s);
     expect(waitingEntries(s)).toEqual([`p/car-slow/${at}=entry`]);
     s.pricing.priceAll(s.clock.now());
     await s.turn();
@@ -159,8 +176,7 @@ describe("shell: rewinding and ownership", () => {
       Array.from({ length: to - from }, (_, i) => partMessage("engine", `car-${from + i}`, `e-${from + i}`, from + i, at + from + i));
     caughtUp(s, 0, ["body", "remoteControl", "wheel"]);
     expect(s.deliver("engine", 0, engines(0, 5))).toBe(5);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("5");
 
     s.deliver("engine", 0, engines(5, 10));
@@ -172,8 +188,7 @@ describe("shell: rewinding and ownership", () => {
     // A batch kafkajs fetched before the seek straddles the committed offset, then the refetch.
     expect(s.deliver("engine", 0, engines(3, 10))).toBe(5);
     expect(s.deliver("engine", 0, engines(5, 10))).toBe(0);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(s.kafka.committed.get("engine:0")).toBe("10");
     // Each car's state was written from one engine part each: ten open cars, none doubled.
     expect([...s.kafka.changelog.get(0)!.keys()].filter((k) => k.startsWith("j/")).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `j/car-${i}`).sort());
@@ -214,6 +229,8 @@ describe("shell: producer clocks (SPEC §3)", () => {
     await s.turn();
     const task = s.tasks.task(0)!;
     expect(task.watermark()).toBe(now + 59_000);
+    // car-c is joined once the clock passes its (legitimately early) timestamp.
+    await untilJoined(s, 0, 30_000);
     const letters = s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq).map((o) => JSON.parse(String(o.value)));
     expect(letters.map((l) => [l.offset, l.reason.split(":")[0]])).toEqual([
       ["1", "FUTURE_TIMESTAMP"],
@@ -242,8 +259,120 @@ describe("shell: liveness", () => {
     expect(stalls[0]!.reason).toContain("wheel lane full");
     // Caught up with nothing waiting is progress, not a stall.
     s.input.lags.set("wheel:0", 0);
-    caughtUp(s, 0);
-    await s.turn();
+    await untilJoined(s);
     expect(findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000)).toEqual([]);
+  });
+});
+
+describe("shell: repartition hop (SPEC §9)", () => {
+  const TWO = 2;
+  /** A carId whose partition (murmur2, two partitions) is `p`. */
+  const carOf = (p: number, tag: string) => {
+    for (let i = 0; ; i++) if (partitionOf(`${tag}-${i}`, TWO) === p) return `${tag}-${i}`;
+  };
+  /** Every part of car `carId`, keyed by its partId: body, engine and remote on partition 1, the wheels on partition 0. */
+  function deliverSplitCar(s: Shell, carId: string, at: number, offsets: { p0: number; p1: number }): void {
+    const keyed = (m: ReturnType<typeof partMessage>, partId: string) => ({ ...m, key: Buffer.from(partId) });
+    s.deliver("body", 1, [keyed(partMessage("body", carId, `${carId}-b`, offsets.p1, at), `${carId}-b`)]);
+    s.deliver("engine", 1, [keyed(partMessage("engine", carId, `${carId}-e`, offsets.p1, at + 1), `${carId}-e`)]);
+    s.deliver("remoteControl", 1, [keyed(partMessage("remoteControl", carId, `${carId}-r`, offsets.p1, at + 2), `${carId}-r`)]);
+    s.deliver(
+      "wheel",
+      0,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) =>
+        keyed(partMessage("wheel", carId, `${carId}-w${i}`, offsets.p0 + i, at + 3 + i, pl), `${carId}-w${i}`),
+      ),
+    );
+  }
+  async function untilAllJoined(s: Shell): Promise<void> {
+    for (let turn = 0; turn < 50; turn++) {
+      s.clock.advance(600);
+      for (const t of s.tasks.running()) caughtUp(s, t.partition);
+      await s.turn();
+      if (s.tasks.running().every((t) => t.buffered() === 0 && !t.committing)) return;
+    }
+    throw new Error("records still waiting after 50 turns");
+  }
+  const repartitioned = (s: Shell) =>
+    [...s.kafka.logs.values()]
+      .flat()
+      .flatMap((m) => (m.headers?.["rccar-origin"] === undefined ? [] : [`${String(m.key)}@${String(m.headers["rccar-origin"])}`]));
+
+  test("a car whose parts arrive keyed by partId on both partitions is re-keyed to its own and joined once", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const carId = carOf(0, "split");
+    deliverSplitCar(s, carId, s.clock.now(), { p0: 0, p1: 0 });
+    await untilAllJoined(s);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual([carId]);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq)).toEqual([]);
+    // Every part went through the hop once, wheels from partition 0 itself (keyed by partId).
+    expect(repartitioned(s).sort()).toEqual(
+      [`${carId}@0:0`, `${carId}@0:1`, `${carId}@0:2`, `${carId}@0:3`, `${carId}@1:0`, `${carId}@1:0`, `${carId}@1:0`].sort(),
+    );
+    expect(s.kafka.committed.get("wheel:0")).toBe("4");
+    expect(s.kafka.committed.get("body:1")).toBe("1");
+  });
+
+  test("a failed commit of the source partition re-keys its parts again exactly once (the failed transaction wrote nothing)", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const carId = carOf(0, "retry");
+    deliverSplitCar(s, carId, s.clock.now(), { p0: 0, p1: 0 });
+    caughtUp(s, 0);
+    caughtUp(s, 1);
+    s.kafka.failNext.add(1);
+    await s.turn();
+    expect(s.events).toContain("commit 1 failed");
+    await s.turn(); // partition 1 rebuilt from Kafka, rewound to its committed offsets
+    expect(s.events).toContain("closed 1 TaskCorruptedError");
+    // The consumer delivers partition 1's records again.
+    deliverSplitCar(s, carId, s.clock.now() - 1200, { p0: 100, p1: 0 });
+    await untilAllJoined(s);
+    expect(s.kafka.outputs.filter((o) => o.topic === TOPICS.completed).map((o) => o.key)).toEqual([carId]);
+    expect(repartitioned(s).filter((r) => r.endsWith("@1:0"))).toHaveLength(3);
+  });
+
+  test("a restart while a part waits for the safe time rejoins it once, and does not re-key what was re-keyed after it", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const home = carOf(0, "home");
+    const away = carOf(1, "away");
+    const at = s.clock.now();
+    // Partition 0's engine lane: home's engine (keyed by carId: it waits in stage 2), then
+    // away's engine (re-keyed to partition 1 at once).
+    s.deliver("engine", 0, [partMessage("engine", home, `${home}-e`, 0, at), { ...partMessage("engine", away, `${away}-e`, 1, at + 5), key: null }]);
+    caughtUp(s, 0);
+    caughtUp(s, 1);
+    await s.turn();
+    await s.turn();
+    // The home engine waits (nothing has announced past it yet everywhere), the away engine was re-keyed and committed.
+    expect(repartitioned(s)).toEqual([`${away}@0:1`]);
+    expect(s.kafka.committed.get("engine:0")).toBe("0");
+    const metadata = JSON.parse(s.kafka.committedMetadata.get("engine:0")!);
+    expect(metadata.handedOver).toBe("2");
+    // Partition 0 is rebuilt from Kafka: it reads its engine lane from offset 0 again.
+    s.kafka.failNext.add(0);
+    s.deliver("body", 0, [partMessage("body", home, `${home}-b`, 0, at + 1)]);
+    for (let i = 0; i < 3 && !s.events.includes("closed 0 TaskCorruptedError"); i++) await s.turn();
+    expect(s.events).toContain("closed 0 TaskCorruptedError");
+    s.deliver("engine", 0, [partMessage("engine", home, `${home}-e`, 0, at), { ...partMessage("engine", away, `${away}-e`, 1, at + 5), key: null }]);
+    s.deliver("body", 0, [partMessage("body", home, `${home}-b`, 0, at + 1)]);
+    await untilAllJoined(s);
+    // Each engine once: home's joined on partition 0, away's re-keyed once and joined on partition 1.
+    expect(repartitioned(s)).toEqual([`${away}@0:1`]);
+    const open = (p: number) => [...(s.kafka.changelog.get(p)?.keys() ?? [])].filter((k) => k.startsWith("j/")).sort();
+    expect(open(0)).toEqual([`j/${home}`]);
+    expect(open(1)).toEqual([`j/${away}`]);
+    // The rest of home's parts complete it: its engine is in it once.
+    s.deliver("remoteControl", 0, [partMessage("remoteControl", home, `${home}-r`, 0, s.clock.now())]);
+    s.deliver(
+      "wheel",
+      0,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT", "REAR_RIGHT"].map((pl, i) => partMessage("wheel", home, `${home}-w${i}`, i, s.clock.now(), pl)),
+    );
+    await untilAllJoined(s);
+    const cars = s.kafka.outputs.filter((o) => o.topic !== TOPICS.changelog).map((o) => JSON.parse(String(o.value)));
+    expect(cars.map((c) => [c.carId, c.situation, c.engine?.partId])).toEqual([[home, "COMPLETED", `${home}-e`]]);
   });
 });

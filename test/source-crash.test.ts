@@ -5,6 +5,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { KafkaJSNonRetriableError } from "kafkajs";
 import { createKafka } from "../src/kafka.ts";
+import { repartitionTopicsOf } from "../src/config.ts";
 import { Logger } from "../src/log.ts";
 import { InputSource } from "../src/ingest/source.ts";
 import { freshTopics } from "./support/kafka.ts";
@@ -32,7 +33,7 @@ test("a consumer crash kafkajs would not restart: partitions are given up, then 
   let thrown = false;
   source = new InputSource(
     kafka,
-    { groupId: `${settings.topicPrefix}group`, topics, probeIntervalMs: 50, log: (l) => logs.push(l) },
+    { groupId: `${settings.topicPrefix}group`, topics, repartition: repartitionTopicsOf(settings, "group"), probeIntervalMs: 50, log: (l) => logs.push(l) },
     {
       onRecords: (_role, _partition, messages) => {
         if (!thrown) {

@@ -240,6 +240,7 @@ describe("restored join states in the workers", () => {
 
   test("the pool moves each worker its cars' states and the workers hold them", async () => {
     const pool = new JoinPool({
+      partitions: 1,
       workers: 2,
       shards: 16,
       joinTimeoutMs: 60_000,

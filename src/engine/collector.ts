@@ -1,9 +1,12 @@
 // A task's record collector: everything one partition produced since its last commit —
-// output cars, dead letters, changelog entries (the latest per key, as Kafka Streams' record
-// cache keeps them) and the next input offset per topic — and the transaction that writes it.
+// output cars, dead letters, records re-keyed to the repartition topics, the watermark it
+// announces there, changelog entries (the latest per key, as Kafka Streams' record cache keeps
+// them) and the position of every lane — and the transaction that writes it.
 // While one transaction is in flight the next batch fills: a commit overlaps the next tick's
 // processing, and transactions of one partition still commit strictly one after the other.
-import type { Car, DeadLetter } from "../domain.ts";
+import type { Car, DeadLetter, InputRole } from "../domain.ts";
+import { INPUT_ROLES } from "../domain.ts";
+import type { RawRecord } from "../join/index.ts";
 import type { ConsumedOffset, OutRecord } from "./ports.ts";
 
 export interface CollectorTopics {
@@ -11,7 +14,17 @@ export interface CollectorTopics {
   incomplete: string;
   dlq: string;
   changelog: string;
+  /** Each input role's repartition topic. */
+  repartition: Record<InputRole, string>;
 }
+
+/** Headers of the repartition topics: where a re-keyed record came from, its original key, and a task's watermark announcement. */
+export const ORIGIN_HEADER = "rccar-origin";
+export const KEY_HEADER = "rccar-key";
+export const WATERMARK_HEADER = "rccar-watermark";
+
+/** How often an idle partition announces its watermark (it bounds how late the safe time follows the clock). */
+export const ANNOUNCE_INTERVAL_MS = 100;
 
 /** What one transaction carries. */
 export interface CommitBatch {
@@ -43,7 +56,11 @@ export class RecordCollector {
   private changelog = new Map<string, ChangelogValue>();
   /** Keys first written in this batch that no earlier transaction holds (see `fresh`). */
   private fresh = new Set<string>();
-  private offsets = new Map<string, string>();
+  private offsets = new Map<string, ConsumedOffset>();
+  /** The watermark to announce to every repartition topic-partition, the last one announced, and when. */
+  private watermark = Number.NEGATIVE_INFINITY;
+  private announced = Number.NEGATIVE_INFINITY;
+  private announcedAt = Number.NEGATIVE_INFINITY;
   private situations = new Map<string, number>();
   private deadLetters: DeadLetterNote[] = [];
   private since = Number.POSITIVE_INFINITY;
@@ -51,11 +68,47 @@ export class RecordCollector {
   constructor(
     readonly partition: number,
     private readonly topics: CollectorTopics,
+    /** Partitions of the input (and repartition) topics. */
+    private readonly partitions: number,
     private readonly now: () => number,
   ) {}
 
   get isEmpty(): boolean {
-    return this.outputs.length === 0 && this.changelog.size === 0 && this.offsets.size === 0;
+    return this.outputs.length === 0 && this.changelog.size === 0 && this.offsets.size === 0 && !this.announcing();
+  }
+
+  /**
+   * A moved watermark is announced with the next transaction, but an idle partition (whose
+   * watermark follows the clock) at most every ANNOUNCE_INTERVAL_MS: 4 × N markers per
+   * transaction would otherwise keep every task committing all the time.
+   */
+  private announcing(): boolean {
+    return this.watermark > this.announced && (this.outputs.length > 0 || this.now() - this.announcedAt >= ANNOUNCE_INTERVAL_MS);
+  }
+
+  /**
+   * A part of this partition's input that belongs to partition `to`'s car `carId`: written to
+   * the role's repartition topic there, keyed by carId, with its original timestamp, key and
+   * coordinates (dead letters and the event-time order name the record as the producer wrote it).
+   */
+  hop(role: InputRole, to: number, carId: string, record: RawRecord): void {
+    const headers: Record<string, string | Buffer> = { [ORIGIN_HEADER]: `${this.partition}:${record.offset}` };
+    if (record.key !== null) headers[KEY_HEADER] = record.key;
+    this.output(
+      { topic: this.topics.repartition[role], partition: to, key: carId, value: record.value, timestamp: String(record.timestamp), headers },
+      "REPARTITIONED",
+    );
+  }
+
+  /**
+   * This partition's stage-1 watermark: everything it re-keys from now on has a timestamp at
+   * or above it (late records aside). Announced to every repartition topic-partition in the
+   * next transaction, after the records it covers (src/engine/safe-time.ts).
+   */
+  announce(watermark: number): void {
+    if (watermark <= this.watermark) return;
+    this.watermark = watermark;
+    if (watermark > this.announced) this.touch();
   }
 
   car(car: Car): void {
@@ -93,10 +146,10 @@ export class RecordCollector {
     this.changelog.set(key, value);
   }
 
-  /** The input of `topic` is processed up to (not including) `nextOffset`. */
-  consumed(topic: string, nextOffset: string): void {
+  /** The position of a lane's topic-partition to commit, with what its next owner needs to resume there. */
+  consumed(topic: string, nextOffset: string, metadata?: string): void {
     this.touch();
-    this.offsets.set(topic, nextOffset);
+    this.offsets.set(topic, { topic, partition: this.partition, offset: nextOffset, ...(metadata === undefined ? {} : { metadata }) });
   }
 
   /** Hands over everything collected so far as one transaction's content, and starts afresh. */
@@ -104,12 +157,21 @@ export class RecordCollector {
     const records = this.outputs;
     for (const [key, value] of this.changelog)
       records.push({ topic: this.topics.changelog, partition: this.partition, key, value: typeof value === "function" ? value() : value });
+    if (this.announcing()) {
+      this.announced = this.watermark;
+      this.announcedAt = this.now();
+      const headers = { [WATERMARK_HEADER]: `${this.partition}:${this.watermark}` };
+      for (const role of INPUT_ROLES) {
+        for (let to = 0; to < this.partitions; to++) records.push({ topic: this.topics.repartition[role], partition: to, key: null, value: null, headers });
+      }
+    }
     const batch: CommitBatch = {
       records,
-      offsets: [...this.offsets].map(([topic, offset]) => ({ topic, partition: this.partition, offset })),
+      offsets: [...this.offsets.values()],
       situations: this.situations,
       deadLetters: this.deadLetters,
-      since: this.since,
+      // A watermark held back by the announce interval was collected before: count from now.
+      since: Math.min(this.since, this.now()),
     };
     this.outputs = [];
     this.changelog = new Map();

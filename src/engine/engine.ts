@@ -1,10 +1,12 @@
-// The assembler, wired: source (kafkajs consumer) → tasks (timestamp merge per partition) →
-// keyed join workers → pricing dispatcher → one transactional sink per task. This file only
-// builds the parts and connects them; the loop is thread.ts, the lifecycle of partitions
-// task-manager.ts, a partition's buffers, pauses and commit task.ts.
+// The assembler, wired: source (kafkajs consumer) → tasks (timestamp merge per partition, the
+// repartition hop) → keyed join workers → pricing dispatcher → one transactional sink per task.
+// This file only builds the parts and connects them; the loop is thread.ts, the lifecycle of
+// partitions task-manager.ts, a partition's buffers, pauses and commit task.ts. The join
+// workers and the tasks need the input topics' partition count, so they are built in start(),
+// once the topics exist.
 import type { Kafka } from "kafkajs";
 import type { EngineSettings, KafkaSettings, Topics } from "../config.ts";
-import { ConfigError, topicsOf } from "../config.ts";
+import { ConfigError, repartitionTopicsOf, topicsOf } from "../config.ts";
 import { INPUT_ROLES } from "../domain.ts";
 import { createKafka, ensureTopics, partitionCounts } from "../kafka.ts";
 import { kafkaLogStats } from "../kafka-log.ts";
@@ -43,11 +45,11 @@ export class Engine {
   readonly metrics = new EngineMetrics();
   private readonly kafka: Kafka;
   private readonly topics: Topics;
+  private readonly repartition: ReturnType<typeof repartitionTopicsOf>;
   private readonly source: InputSource;
-  private readonly pool: JoinPool;
   private readonly pricing: PricingDispatcher;
-  private readonly tasks: TaskManager;
-  private readonly thread: StreamThread;
+  /** Built in start(): the join workers, the task manager and the loop. */
+  private running: { pool: JoinPool; tasks: TaskManager; thread: StreamThread } | undefined;
   private started = false;
   private gauges: ReturnType<typeof setInterval> | undefined;
   private stalls: Stall[] = [];
@@ -59,14 +61,7 @@ export class Engine {
   ) {
     this.kafka = createKafka(kafkaSettings, `rccar-engine-${settings.instanceId}`, { logger });
     this.topics = topicsOf(kafkaSettings);
-    this.pool = new JoinPool({
-      workers: settings.workers,
-      shards: settings.shards,
-      joinTimeoutMs: settings.joinTimeoutMs,
-      dedupRetentionMs: settings.dedupRetentionMs,
-      maxPartBytes: settings.maxPartBytes,
-      topics: this.topics,
-    });
+    this.repartition = repartitionTopicsOf(kafkaSettings, settings.groupId);
     this.pricing = new PricingDispatcher({
       baseUrl: settings.priceApiUrl,
       maxInFlight: settings.priceMaxInFlight,
@@ -89,50 +84,68 @@ export class Engine {
       {
         groupId: settings.groupId,
         topics: this.topics,
+        repartition: this.repartition,
         probeIntervalMs: 50,
         sessionTimeoutMs: settings.sessionTimeoutMs,
         log: (line) => this.logger.warn(line),
       },
       {
-        onRecords: (role, partition, messages, fetchedAt, atLogEnd) => {
-          const n = this.tasks.task(partition)?.addRecords(role, messages, fetchedAt, atLogEnd) ?? 0;
-          if (n > 0) this.metrics.recordsIn.add({ topic: this.topics[role] }, n);
+        onRecords: (lane, partition, messages, fetchedAt, atLogEnd) => {
+          const n = this.running?.tasks.task(partition)?.addRecords(lane, messages, fetchedAt, atLogEnd) ?? 0;
+          if (n > 0) this.metrics.recordsIn.add({ topic: lane.route === "direct" ? this.topics[lane.role] : this.repartition[lane.role] }, n);
         },
-        onCaughtUp: (role, partition, at) => this.tasks.task(partition)?.markCaughtUp(role, at),
-        onAssignment: (partitions) => this.tasks.assign(partitions),
+        onCaughtUp: (role, partition, at) => this.running?.tasks.task(partition)?.markCaughtUp(role, at),
+        onAssignment: (partitions) => this.running?.tasks.assign(partitions),
       },
     );
+  }
+
+  /** The join workers, the task manager and the loop, for input topics of `partitions` partitions. */
+  private build(partitions: number): NonNullable<Engine["running"]> {
+    const settings = this.settings;
+    const pool = new JoinPool({
+      partitions,
+      workers: settings.workers,
+      shards: settings.shards,
+      joinTimeoutMs: settings.joinTimeoutMs,
+      dedupRetentionMs: settings.dedupRetentionMs,
+      maxPartBytes: settings.maxPartBytes,
+      topics: this.topics,
+    });
     const ports: ShellPorts = {
       input: this.source,
       sinkFor: (p) => new PartitionSink(this.kafka, `${settings.groupId}-${this.topics.body}-p${p}`, settings.groupId),
-      changelog: { restore: (partitions) => restorePartitions(this.kafka, this.topics.changelog, partitions) },
-      join: this.pool,
+      changelog: { restore: (ps) => restorePartitions(this.kafka, this.topics.changelog, ps) },
+      join: pool,
       pricing: this.pricing,
       clock: { now: Date.now },
     };
-    this.tasks = new TaskManager(
+    const tasks = new TaskManager(
       ports,
       {
         idleGraceMs: settings.idleGraceMs,
         maxBufferedRecords: settings.maxBufferedRecords,
         maxClockSkewMs: settings.maxClockSkewMs,
-        topics: this.topics,
+        maxDriftMs: settings.maxWatermarkDriftMs,
+        partitions,
+        topics: { ...this.topics, repartition: this.repartition },
         migratedBackoffMs: settings.sessionTimeoutMs,
       },
       this.taskObserver(),
     );
-    this.thread = new StreamThread(
+    const thread = new StreamThread(
       ports,
-      this.tasks,
+      tasks,
       { commitIntervalMs: settings.commitIntervalMs, maxWaitingCars: settings.priceMaxWaitingCars },
       this.threadObserver(),
     );
+    return { pool, tasks, thread };
   }
 
   status(): EngineStatus {
-    const partitions = this.tasks.ownedPartitions();
+    const partitions = this.running?.tasks.ownedPartitions() ?? [];
     const restoring = this.source.assignedPartitions().filter((p) => !partitions.includes(p));
-    return { ready: this.started && this.failure() === undefined && this.tasks.ready(), partitions, restoring };
+    return { ready: this.started && this.failure() === undefined && (this.running?.tasks.ready() ?? false), partitions, restoring };
   }
 
   /** Not ok after a fatal error, or while a partition is stalled (SPEC §10), naming it and why. */
@@ -144,13 +157,14 @@ export class Engine {
 
   /** Set when the engine cannot go on (a join worker died): the process exits and a restart recovers. */
   failure(): Error | undefined {
-    return this.thread.failure() ?? this.pool.failure();
+    return this.running?.thread.failure() ?? this.running?.pool.failure();
   }
 
   async start(): Promise<void> {
-    await this.prepareTopics();
+    const partitions = await this.prepareTopics();
+    this.running = this.build(partitions);
     await this.source.start();
-    this.thread.start();
+    this.running.thread.start();
     this.started = true;
     this.gauges = setInterval(() => this.refreshGauges(), GAUGE_INTERVAL_MS);
   }
@@ -160,24 +174,25 @@ export class Engine {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.gauges);
-    await this.thread.stop();
+    await this.running?.thread.stop();
     await this.source.stop();
     await this.pricing.stop();
-    await this.pool.close();
+    await this.running?.pool.close();
   }
 
   /**
    * Creates missing topics (internal ones with the input topics' partition count) and checks
-   * that the inputs are co-partitioned and the changelog has a partition for each input
-   * partition.
+   * that the inputs are co-partitioned and the internal topics have a partition for each input
+   * partition. Returns the input topics' partition count.
    */
-  private async prepareTopics(): Promise<void> {
+  private async prepareTopics(): Promise<number> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, this.kafkaSettings);
+      await ensureTopics(admin, this.kafkaSettings, this.settings.groupId);
       const inputs = INPUT_ROLES.map((r) => this.topics[r]);
-      const counts = await partitionCounts(admin, [...inputs, this.topics.changelog]);
+      const repartition = INPUT_ROLES.map((r) => this.repartition[r]);
+      const counts = await partitionCounts(admin, [...inputs, ...repartition, this.topics.changelog]);
       const inputCounts = new Set(inputs.map((t) => counts.get(t)));
       if (inputCounts.size !== 1) {
         throw new ConfigError(`input topics must have the same partition count (co-partitioned): ${inputs.map((t) => `${t}=${counts.get(t)}`).join(", ")}`);
@@ -185,6 +200,11 @@ export class Engine {
       const n = counts.get(inputs[0]!)!;
       const changelog = counts.get(this.topics.changelog)!;
       if (changelog < n) throw new ConfigError(`changelog topic ${this.topics.changelog} has ${changelog} partitions, fewer than the ${n} of the input topics`);
+      // Re-keyed records go to murmur2(carId) mod the input count: a repartition topic with any other count would misroute them.
+      for (const t of repartition) {
+        if (counts.get(t) !== n) throw new ConfigError(`repartition topic ${t} has ${counts.get(t)} partitions, not the ${n} of the input topics`);
+      }
+      return n;
     } finally {
       await admin.disconnect();
     }
@@ -242,6 +262,10 @@ export class Engine {
     const at = Date.now();
     for (const letter of report.batch.deadLetters) this.metrics.recentDeadLetters.push({ at, ...letter });
     for (const [situation, n] of report.batch.situations) {
+      if (situation === "REPARTITIONED") {
+        this.metrics.recordsRepartitioned.add({}, n);
+        continue;
+      }
       const topic = situation === "DEAD_LETTER" ? this.topics.dlq : situation === "COMPLETED" ? this.topics.completed : this.topics.incomplete;
       this.metrics.recordsOut.add({ topic, situation }, n);
     }
@@ -250,7 +274,9 @@ export class Engine {
   private refreshGauges(): void {
     const now = Date.now();
     const lag = this.source.lag();
-    this.stalls = findStalls(this.tasks.views(lag), now, this.settings.stallTimeoutMs);
+    const tasks = this.running?.tasks;
+    if (tasks === undefined) return;
+    this.stalls = findStalls(tasks.views(lag), now, this.settings.stallTimeoutMs);
     const m = this.metrics;
     for (const [condition, n] of kafkaLogStats().counts()) m.kafkaRetriable.set({ type: condition }, n);
     m.waitingCars.set({}, this.pricing.waiting);
@@ -265,12 +291,17 @@ export class Engine {
     m.partitionPaused.clear();
     m.partitionLastProgress.clear();
     m.partitionWatermarkDelay.clear();
-    for (const task of this.tasks.all()) {
+    m.safeTimeDelay.clear();
+    m.waitingParts.clear();
+    for (const task of tasks.all()) {
       const partition = String(task.partition);
       for (const [role, reasons] of task.pauses()) for (const reason of reasons) m.partitionPaused.set({ topic: this.topics[role], partition, reason }, 1);
-      m.partitionLastProgress.set({ partition }, this.tasks.progress.get(task.partition) / 1000);
+      m.partitionLastProgress.set({ partition }, tasks.progress.get(task.partition) / 1000);
       const watermark = task.watermark();
       if (Number.isFinite(watermark)) m.partitionWatermarkDelay.set({ partition }, (now - watermark) / 1000);
+      const safeTime = task.currentSafeTime();
+      if (Number.isFinite(safeTime)) m.safeTimeDelay.set({ partition }, (now - safeTime) / 1000);
+      m.waitingParts.set({ partition }, task.waitingParts());
     }
     m.partitionStalled.clear();
     for (const s of this.stalls) m.partitionStalled.set({ partition: String(s.partition), reason: s.reason }, 1);

@@ -158,6 +158,11 @@ export class EngineMetrics {
 
   readonly recordsIn = this.counter("rccar_records_in_total", "input records consumed, by topic", ["topic"]);
   readonly recordsOut = this.counter("rccar_records_out_total", "output records committed, by topic and situation", ["topic", "situation"]);
+  readonly recordsRepartitioned = this.counter("rccar_records_repartitioned_total", "input records re-keyed by carId to a repartition topic (committed)");
+  readonly waitingParts = this.gauge("rccar_parts_waiting_for_safe_time", "parts read and waiting in the join workers for the safe time, by partition", [
+    "partition",
+  ]);
+  readonly safeTimeDelay = this.gauge("rccar_partition_safe_time_delay_seconds", "wall clock minus the partition's safe time", ["partition"]);
   readonly consumerLag = this.gauge("rccar_consumer_lag", "records behind the log end, by topic and partition", ["topic", "partition"]);
   readonly openCars = this.gauge("rccar_open_cars", "cars whose join window is open");
   readonly waitingCars = this.gauge("rccar_cars_waiting_for_price", "assembled cars waiting for prices");

@@ -2,7 +2,7 @@
 // transactional sink, the changelog, the join workers, the pricing dispatcher and the clock.
 // The engine wires the real ones (src/engine/engine.ts); the shell's tests wire fakes and a
 // manual clock (test/support/shell-kit.ts), so lifecycle rules get millisecond tests.
-import type { Car, InputRole } from "../domain.ts";
+import type { Car, InputRole, Lane } from "../domain.ts";
 import type { TickBatch } from "../join/index.ts";
 import type { JoinTaskResult } from "../join/index.ts";
 import type { ConsumedOffset, OutRecord } from "../sink/index.ts";
@@ -13,14 +13,24 @@ export interface Clock {
   now(): number;
 }
 
-/** The consumer, as far as tasks use it. Topic-partitions are named by role and partition. */
+/** An offset committed by the group, with its metadata string (null when none). */
+export interface CommittedOffset {
+  offset: string;
+  metadata: string | null;
+}
+
+/**
+ * The consumer, as far as tasks use it. Input topic-partitions are named by role and
+ * partition (only they are paused: the repartition lanes carry the safe time and are never
+ * paused); every lane's can be rewound.
+ */
 export interface InputPort {
   pause(role: InputRole, partition: number): void;
   resume(role: InputRole, partition: number): void;
-  /** Rewinds a topic-partition; the next records delivered start at `offset`. */
-  seek(role: InputRole, partition: number, offset: string): void;
-  /** Committed offsets (or the log start where none is committed), keyed `topic:partition`. */
-  committedOffsets(partitions: readonly number[]): Promise<Map<string, string>>;
+  /** Rewinds a lane's topic-partition; the next records delivered start at `offset`. */
+  seek(lane: Lane, partition: number, offset: string): void;
+  /** Committed offsets of every lane (or the log start where none is committed), keyed `topic:partition`. */
+  committedOffsets(partitions: readonly number[]): Promise<Map<string, CommittedOffset>>;
   assignedPartitions(): readonly number[];
   /** Records behind the log end, keyed `topic:partition`, from the last probe. */
   lag(): ReadonlyMap<string, number>;

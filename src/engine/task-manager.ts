@@ -5,9 +5,10 @@
 // after the group had time to move them, and assigned partitions without a task are taken:
 // fence the previous owner → restore the changelog → rewind to the committed offsets, in that
 // order (the offsets are final only once the previous owner is fenced).
-import type { Car, InputRole } from "../domain.ts";
-import { INPUT_ROLES } from "../domain.ts";
-import type { JoinOutput } from "../join/index.ts";
+import type { Car } from "../domain.ts";
+import { INPUT_ROLES, LANES } from "../domain.ts";
+import { decodePosition, type LanePosition } from "./lane-position.ts";
+import type { JoinOutput, JoinTaskResult } from "../join/index.ts";
 import { joinKey, parseKey, priceKey } from "../state/index.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../state/index.ts";
 import { TaskCorruptedError, TaskMigratedError } from "./errors.ts";
@@ -163,9 +164,13 @@ export class TaskManager {
       // again from the committed offsets, which are final now that the previous owner is fenced.
       const committed = await input.committedOffsets(partitions);
       for (const task of tasks) {
-        const offsets = new Map<InputRole, string>();
-        for (const role of INPUT_ROLES) offsets.set(role, committed.get(`${this.options.topics[role]}:${task.partition}`) ?? "0");
-        task.rewind(offsets);
+        const positions = new Map<number, LanePosition>();
+        LANES.forEach((lane, i) => {
+          const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
+          const c = committed.get(`${topic}:${task.partition}`);
+          positions.set(i, decodePosition(c?.offset ?? "0", c?.metadata));
+        });
+        task.rewind(positions);
         this.retries.delete(task.partition);
       }
       this.observer.restored(partitions, clock.now() - t0, joinStates, waitingCars);
@@ -205,6 +210,28 @@ export class TaskManager {
     this.pricingOwner.set(key, { partition: task.partition, since: now });
     task.collector.state(key, () => encodeWaitingCar(car, now), true);
     this.ports.pricing.add(car, now);
+  }
+
+  /** After a tick: each task learns what still waits in the join workers (merged over workers) and sets its positions. */
+  settle(results: readonly JoinTaskResult[]): void {
+    const merged = new Map<number, { lowest: number[]; pending: number }>();
+    for (const r of results) {
+      for (const p of r.progress) {
+        const m = merged.get(p.partition);
+        if (m === undefined) {
+          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending });
+          continue;
+        }
+        m.pending += p.pending;
+        p.lowestPending.forEach((o, i) => {
+          if (o >= 0 && (m.lowest[i]! < 0 || o < m.lowest[i]!)) m.lowest[i] = o;
+        });
+      }
+    }
+    for (const task of this.running()) {
+      const m = merged.get(task.partition);
+      if (m !== undefined) task.settle(m.lowest, m.pending);
+    }
   }
 
   /** A priced (or failed) car leaves in its partition's next transaction. */

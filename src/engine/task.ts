@@ -1,22 +1,27 @@
 // One input partition owned by this process (a "stream task"): partition p of the four input
-// topics. It owns its lanes (the timestamp merge), its pauses, what it collected since its
-// last commit, its transactional sink and its commit. Records fetched before the task last
-// rewound to its committed offsets are dropped here; rewinding and closing give back every
-// pause the task took.
+// topics and of their four repartition topics. It owns its lanes (the timestamp merge of its
+// input, stage 1, and the records re-keyed to it), its safe time, its pauses, what it
+// collected since its last commit, its transactional sink and its commit. Records fetched
+// before the task last rewound to its committed positions are dropped here; rewinding and
+// closing give back every pause the task took.
 import type { KafkaMessage } from "kafkajs";
-import type { Car, InputRole } from "../domain.ts";
-import { INPUT_ROLES, deadLetterReason } from "../domain.ts";
+import type { Car, InputRole, Lane } from "../domain.ts";
+import { INPUT_ROLES, LANES, ROLE_INDEX, deadLetterReason, laneIndex } from "../domain.ts";
 import { PartitionGroup, type LaneStats, type Released } from "../ingest/index.ts";
-import type { JoinOutput, RawRecord } from "../join/index.ts";
-import { RecordCollector, type CollectorTopics, type CommitBatch } from "./collector.ts";
+import type { JoinOutput, RawRecord, TickRecord } from "../join/index.ts";
+import { KEY_HEADER, ORIGIN_HEADER, RecordCollector, WATERMARK_HEADER, type CollectorTopics, type CommitBatch } from "./collector.ts";
+import { decodePosition, encodePosition, type LanePosition } from "./lane-position.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";
+import { SafeTime } from "./safe-time.ts";
 
 /** What a lane holds per record: the raw record (the join workers decode it) and when it was fetched. */
 export interface InputRecord extends RawRecord {
   fetchedAt: number;
   /** Set when the record's timestamp is unusable (SPEC §3): its dead-letter reason. */
   rejected?: string;
+  /** A marker on a repartition topic: a source partition's announced watermark (safe-time.ts rule 1). */
+  announces?: { source: number; watermark: number };
 }
 
 export type TaskState = "restoring" | "running" | "closed";
@@ -26,6 +31,10 @@ export interface TaskOptions {
   maxBufferedRecords: number;
   /** How far ahead of the engine's clock a record may be stamped (SPEC §3). */
   maxClockSkewMs: number;
+  /** Alignment: how far stage 1 may run ahead of the safe time (safe-time.ts rule 5). */
+  maxDriftMs: number;
+  /** Partitions of the input topics. */
+  partitions: number;
   topics: CollectorTopics & Record<InputRole, string>;
 }
 
@@ -51,14 +60,26 @@ export class PartitionTask {
   readonly collector: RecordCollector;
   private readonly group: PartitionGroup<InputRecord>;
   private readonly gate: PauseGate;
+  /** Records read from the repartition topics, per role, in offset order, until the next tick hands them over. */
+  private hopLanes: InputRecord[][] = INPUT_ROLES.map(() => []);
+  private safeTime: SafeTime;
   /**
-   * Next offset expected per input topic since the task rewound to its committed offsets.
-   * kafkajs may still hand over batches fetched before the seek; those are older and dropped.
+   * Per lane (index in LANES) since the task last rewound: the next offset expected (kafkajs may
+   * still hand over batches fetched before the seek; those are older and dropped), the offset
+   * records were handed over up to, the committed handedOver of the previous owner, and the
+   * first offset still waiting in a join worker (-1: none).
    */
-  private readonly expected = new Map<InputRole, bigint>();
-  /** This tick's released records by `topic:offset`, built on the tick's first dead letter. */
-  private released: ReadonlyArray<Released<InputRecord>> = [];
-  private releasedIndex: Map<string, InputRecord> | undefined;
+  private readonly expected: bigint[] = LANES.map(() => 0n);
+  private readonly handedOver: number[] = LANES.map(() => 0);
+  private readonly replayUntil: number[] = LANES.map(() => 0);
+  private replaySafeTime = Number.NEGATIVE_INFINITY;
+  private lowestPending: number[] = LANES.map(() => -1);
+  private pendingParts = 0;
+  /** The position last given to the collector per lane, so unchanged ones are not committed again. */
+  private readonly positions: string[] = LANES.map(() => "");
+  /** This tick's records by `lane:offset`, built on the tick's first re-keyed record. */
+  private handed: ReadonlyArray<TickRecord> = [];
+  private handedIndex: Map<string, RawRecord> | undefined;
   private inFlight: Promise<void> | undefined;
   /** Set when a commit failed: the task is corrupted and must be rebuilt. */
   failure: unknown;
@@ -73,7 +94,8 @@ export class PartitionTask {
   ) {
     this.group = new PartitionGroup<InputRecord>({ idleGraceMs: options.idleGraceMs, maxBufferedPerTopic: options.maxBufferedRecords });
     this.gate = new PauseGate(partition, input);
-    this.collector = new RecordCollector(partition, options.topics, clock);
+    this.collector = new RecordCollector(partition, options.topics, options.partitions, clock);
+    this.safeTime = new SafeTime(INPUT_ROLES.length, options.partitions);
   }
 
   get committing(): boolean {
@@ -81,34 +103,50 @@ export class PartitionTask {
   }
 
   /**
-   * Starts reading from the committed offsets (after the previous owner was fenced and the
-   * state restored): forgets anything fetched before, seeks every topic-partition, and resumes
-   * all four whoever paused them.
+   * Starts reading from the committed positions (after the previous owner was fenced and the
+   * state restored): forgets anything fetched before, seeks every lane, resumes all four input
+   * topic-partitions whoever paused them, and takes over what the previous owner handed over
+   * and joined (lane-position.ts).
    */
-  rewind(committed: ReadonlyMap<InputRole, string>): void {
+  rewind(committed: ReadonlyMap<number, LanePosition>): void {
     this.group.clear();
+    this.hopLanes = INPUT_ROLES.map(() => []);
     this.gate.releaseAll();
-    for (const role of INPUT_ROLES) {
-      const offset = committed.get(role) ?? "0";
-      this.input.seek(role, this.partition, offset);
-      this.expected.set(role, BigInt(offset));
-    }
+    let floor = Number.NEGATIVE_INFINITY;
+    LANES.forEach((lane, i) => {
+      const position = committed.get(i) ?? decodePosition("0", null);
+      this.input.seek(lane, this.partition, position.offset);
+      this.expected[i] = BigInt(position.offset);
+      this.handedOver[i] = Number(position.offset);
+      this.replayUntil[i] = Number(position.handedOver);
+      this.positions[i] = "";
+      if (position.safeTime > floor) floor = position.safeTime;
+    });
+    this.replaySafeTime = floor;
+    this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
+    this.lowestPending = LANES.map(() => -1);
+    this.pendingParts = 0;
     this.state = "running";
   }
 
-  /** Records of one fetch of one topic-partition, in offset order. */
-  addRecords(role: InputRole, messages: readonly KafkaMessage[], fetchedAt: number, atLogEnd: boolean): number {
+  /** Records of one fetch of one lane's topic-partition, in offset order. */
+  addRecords(lane: Lane, messages: readonly KafkaMessage[], fetchedAt: number, atLogEnd: boolean): number {
     if (this.state !== "running") return 0;
-    const expected = this.expected.get(role);
-    if (expected === undefined) return 0;
+    const i = laneIndex(lane.role, lane.route);
+    const expected = this.expected[i]!;
     // Offsets ascend within a batch: only a batch that straddles `expected` needs filtering.
     const fresh = messages.length > 0 && BigInt(messages[0]!.offset) >= expected ? messages : messages.filter((m) => BigInt(m.offset) >= expected);
     if (fresh.length === 0) return 0;
-    this.expected.set(role, BigInt(fresh[fresh.length - 1]!.offset) + 1n);
+    this.expected[i] = BigInt(fresh[fresh.length - 1]!.offset) + 1n;
+    if (lane.route === "hop") {
+      const queue = this.hopLanes[ROLE_INDEX[lane.role]]!;
+      for (const m of fresh) queue.push(this.hopRecord(m, fetchedAt));
+      return fresh.length;
+    }
     const records: InputRecord[] = fresh.map((m) => this.inputRecord(m, fetchedAt));
-    this.group.push(role, records, fetchedAt);
-    if (atLogEnd) this.group.markCaughtUp(role, fetchedAt);
-    this.gate.setLaneFull(role, this.group.isFull(role));
+    this.group.push(lane.role, records, fetchedAt);
+    if (atLogEnd) this.group.markCaughtUp(lane.role, fetchedAt);
+    this.gate.setLaneFull(lane.role, this.group.isFull(lane.role));
     return records.length;
   }
 
@@ -117,32 +155,48 @@ export class PartitionTask {
   }
 
   /**
-   * Releases up to `limit` records in timestamp order and the watermark after them. Records
-   * with an unusable timestamp become dead letters here (they never reach the join); every
-   * released record's offset counts as consumed.
+   * Hands over one tick: up to `limit` input records released in timestamp order (stage 1,
+   * held back by alignment), every record read from the repartition topics, and the safe time
+   * after the markers among them. Records with an unusable timestamp become dead letters here
+   * (they never reach the join); records the previous owner had finished are skipped.
    */
-  drain(limit: number): { records: Released<InputRecord>[]; watermark: number } {
-    const { records, watermark } = this.group.drain(limit);
-    if (records.length > 0) this.hooks.released(records);
-    const last = new Map<InputRole, string>();
-    let rejected = 0;
-    for (const { role, record } of records) {
-      last.set(role, record.offset);
-      if (record.rejected === undefined) continue;
-      rejected++;
-      this.collector.deadLetter(
-        { topic: this.options.topics[role], partition: this.partition, offset: record.offset },
-        record.key,
-        record.value,
-        record.rejected,
-      );
+  drain(limit: number): { records: TickRecord[]; safeTime: number } {
+    const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
+    const { records: released, watermark } = this.group.drain(limit, until);
+    if (released.length > 0) this.hooks.released(released);
+    const out: TickRecord[] = [];
+    for (const { role, record } of released) {
+      const lane = ROLE_INDEX[role];
+      const offset = Number(record.offset);
+      this.handedOver[lane] = offset + 1;
+      if (offset < this.replayUntil[lane]!) {
+        if (record.rejected === undefined && record.timestamp >= this.replaySafeTime) out.push({ lane, replay: true, record });
+      } else if (record.rejected !== undefined) {
+        this.collector.deadLetter(
+          { topic: this.options.topics[role], partition: this.partition, offset: record.offset },
+          record.key,
+          record.value,
+          record.rejected,
+        );
+      } else {
+        out.push({ lane, replay: false, record });
+      }
     }
-    const joined = rejected === 0 ? records : records.filter((r) => r.record.rejected === undefined);
-    for (const [role, offset] of last) this.collector.consumed(this.options.topics[role], (BigInt(offset) + 1n).toString());
+    INPUT_ROLES.forEach((role, r) => {
+      const lane = laneIndex(role, "hop");
+      for (const record of this.hopLanes[r]!) {
+        const offset = Number(record.offset);
+        this.handedOver[lane] = offset + 1;
+        if (record.announces !== undefined) this.safeTime.hear(r, record.announces.source, record.announces.watermark);
+        else if (!(offset < this.replayUntil[lane]! && record.timestamp < this.replaySafeTime)) out.push({ lane, replay: false, record });
+      }
+      this.hopLanes[r] = [];
+    });
+    this.collector.announce(watermark);
     for (const role of INPUT_ROLES) if (this.gate.isPaused(role)) this.gate.setLaneFull(role, this.group.isFull(role));
-    this.released = joined;
-    this.releasedIndex = undefined;
-    return { records: joined, watermark };
+    this.handed = out;
+    this.handedIndex = undefined;
+    return { records: out, safeTime: this.safeTime.advance() };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
@@ -151,9 +205,13 @@ export class PartitionTask {
       case "state":
         this.collector.state(stateKey(out.carId), out.value === null ? null : Buffer.from(out.value.buffer, out.value.byteOffset, out.value.byteLength));
         return undefined;
-      case "deadLetter": {
-        const raw = this.releasedRecord(out.source.topic, out.source.offset);
-        this.collector.deadLetter(out.source, raw?.key ?? null, raw?.value ?? null, out.reason);
+      case "deadLetter":
+        this.collector.deadLetter(out.source, bytes(out.key), bytes(out.value), out.reason);
+        return undefined;
+      case "rekey": {
+        const record = this.handedRecord(out.lane, out.offset);
+        if (record === undefined) throw new Error(`partition ${this.partition}: re-keyed record ${out.lane}:${out.offset} was not handed over this tick`);
+        this.collector.hop(LANES[out.lane]!.role, out.to, out.carId, record);
         return undefined;
       }
       case "emit":
@@ -161,6 +219,28 @@ export class PartitionTask {
         this.collector.car(out.car);
         return undefined;
     }
+  }
+
+  /**
+   * After a tick: what still waits in the join workers (per lane, the smallest offset, merged
+   * over workers). Sets every lane's position to commit (lane-position.ts): the first record
+   * not done, the handed-over position, and the safe time the tick joined up to.
+   */
+  settle(lowestPending: readonly number[], pendingParts: number): void {
+    this.lowestPending = [...lowestPending];
+    this.pendingParts = pendingParts;
+    const safeTime = this.safeTime.current;
+    LANES.forEach((lane, i) => {
+      const handedOver = Math.max(this.handedOver[i]!, this.replayUntil[i]!);
+      const low = lowestPending[i]!;
+      const offset = low >= 0 ? Math.min(low, this.handedOver[i]!) : this.handedOver[i]!;
+      const metadata = encodePosition(String(handedOver), safeTime);
+      const key = `${offset}|${metadata}`;
+      if (key === this.positions[i]) return;
+      this.positions[i] = key;
+      const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
+      this.collector.consumed(topic, String(offset), metadata);
+    });
   }
 
   setNoRoom(noRoom: boolean): void {
@@ -175,12 +255,24 @@ export class PartitionTask {
     return this.group.stats();
   }
 
+  /** Records read and not handed over, plus parts waiting in the join workers for the safe time. */
   buffered(): number {
-    return this.group.buffered();
+    let n = this.group.buffered() + this.pendingParts;
+    for (const queue of this.hopLanes) for (const r of queue) if (r.announces === undefined) n++;
+    return n;
+  }
+
+  /** Parts waiting in the join workers for the safe time (after the last tick). */
+  waitingParts(): number {
+    return this.pendingParts;
   }
 
   watermark(): number {
     return this.group.currentWatermark();
+  }
+
+  currentSafeTime(): number {
+    return this.safeTime.current;
   }
 
   /** Starts a transaction with what was collected, unless one is in flight or nothing is there. */
@@ -223,6 +315,23 @@ export class PartitionTask {
     await this.sink.close();
   }
 
+  /** A record of a repartition topic: a re-keyed part with its origin, or a marker. */
+  private hopRecord(m: KafkaMessage, fetchedAt: number): InputRecord {
+    const record: InputRecord = { offset: m.offset, timestamp: Number(m.timestamp), fetchedAt, key: null, value: m.value };
+    const marker = header(m, WATERMARK_HEADER);
+    if (marker !== undefined) {
+      const [source, watermark] = splitPair(marker);
+      record.announces = { source: Number(source), watermark: Number(watermark) };
+      return record;
+    }
+    const [partition, offset] = splitPair(header(m, ORIGIN_HEADER) ?? `${this.partition}:${m.offset}`);
+    record.origin = { partition: Number(partition), offset };
+    const key = m.headers?.[KEY_HEADER];
+    record.key = key === undefined ? null : Buffer.isBuffer(key) ? key : Buffer.from(String(key));
+    if (m.key !== null) record.carIdKey = m.key;
+    return record;
+  }
+
   private inputRecord(m: KafkaMessage, fetchedAt: number): InputRecord {
     const timestamp = Number(m.timestamp);
     const record: InputRecord = { offset: m.offset, timestamp, fetchedAt, key: m.key, value: m.value };
@@ -241,11 +350,27 @@ export class PartitionTask {
     return record;
   }
 
-  private releasedRecord(topic: string, offset: string): InputRecord | undefined {
-    if (this.releasedIndex === undefined) {
-      this.releasedIndex = new Map();
-      for (const { role, record } of this.released) this.releasedIndex.set(`${this.options.topics[role]}:${record.offset}`, record);
+  private handedRecord(lane: number, offset: string): RawRecord | undefined {
+    if (this.handedIndex === undefined) {
+      this.handedIndex = new Map();
+      for (const r of this.handed) this.handedIndex.set(`${r.lane}:${r.record.offset}`, r.record);
     }
-    return this.releasedIndex.get(`${topic}:${offset}`);
+    return this.handedIndex.get(`${lane}:${offset}`);
   }
+}
+
+function bytes(b: Uint8Array | null): Buffer | null {
+  return b === null ? null : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function header(m: KafkaMessage, name: string): string | undefined {
+  const h = m.headers?.[name];
+  if (h === undefined) return undefined;
+  return Buffer.isBuffer(h) ? h.toString("utf8") : String(h);
+}
+
+/** "a:b" → [a, b] (b may itself hold no colon; a never does). */
+function splitPair(s: string): [string, string] {
+  const i = s.indexOf(":");
+  return [s.slice(0, i), s.slice(i + 1)];
 }

@@ -97,14 +97,15 @@ export class StreamThread {
     const ordered = [...active.slice(this.rotation), ...active.slice(0, this.rotation)];
     const batches: TickBatch[] = [];
     for (const task of ordered) {
-      const { records, watermark } = task.drain(room);
+      const { records, safeTime } = task.drain(room);
       room -= records.length;
-      batches.push({ partition: task.partition, records, watermark });
+      batches.push({ partition: task.partition, records, safeTime });
     }
     const t0 = this.ports.clock.now();
     const results = await this.ports.join.process(batches);
     const ms = this.ports.clock.now() - t0;
     for (const r of results) for (const out of r.outputs) this.tasks.apply(out);
+    this.tasks.settle(results);
     this.observer.processed(results, ms);
   }
 

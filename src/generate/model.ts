@@ -115,7 +115,7 @@ export function runModel(records: readonly ModelRecord[], rules: ModelRules): Mo
       deadLetter(r, clock.cls, clock.detail);
       continue;
     }
-    const v = validateValue(KIND_OF_ROLE[r.role], r.key, r.value, rules.maxPartBytes);
+    const v = validatePart(KIND_OF_ROLE[r.role], r.value, rules.maxPartBytes);
     if (!v.ok) {
       deadLetter(r, v.cls, v.detail);
       continue;
@@ -191,19 +191,6 @@ function clockProblem(r: ModelRecord, rules: ModelRules): { cls: DeadLetterClass
     return { cls: "FUTURE_TIMESTAMP", detail: `stamped ${ahead} ms ahead of the engine's clock (MAX_CLOCK_SKEW_MS=${rules.maxClockSkewMs})` };
   }
   return undefined;
-}
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * The value decides validity, not the key: a valid part keyed by anything but its carId (its
- * partId, no key) is re-keyed and joined by carId (SPEC §8, §9). The shared validator still
- * reports such a record as KEY_MISMATCH, which is checked last, so the value is a valid part.
- */
-function validateValue(kind: PartKind, key: string | null, value: Uint8Array | null, maxPartBytes: number): Validation {
-  const v = validatePart(kind, key, value, maxPartBytes);
-  if (v.ok || v.cls !== "KEY_MISMATCH") return v;
-  return { ok: true, part: JSON.parse(decoder.decode(value!)) as Part };
 }
 
 function newCar(carId: string, firstPartAt: number): ModelCar {

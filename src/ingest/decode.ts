@@ -11,7 +11,8 @@
 //   WRONG_TYPE    same order; null is present-with-the-wrong-type, not missing
 //   BAD_VALUE     same order; carId/partId 1..128, sku 1..64, color/material non-empty,
 //                 weightKg finite and > 0, channelFrequency/placement from their enums
-//   KEY_MISMATCH  record key absent, or not equal to carId
+// The key is not judged here: a record keyed by anything else than its carId is re-keyed
+// (SPEC §9); `keyIsCarId` tells the join which records need that.
 // Unknown extra fields stay on the returned part (it is the parsed object itself).
 import type { InputRole, Part, PartKind } from "../domain.ts";
 import { CHANNEL_FREQUENCIES, deadLetterReason, KIND_OF_ROLE, WHEEL_PLACEMENTS } from "../domain.ts";
@@ -38,7 +39,7 @@ const OWN_FIELDS: Record<PartKind, ReadonlyArray<readonly [name: string, type: "
   WHEEL: [["placement", "string"]],
 };
 
-export function decodePart(role: InputRole, key: Buffer | null, value: Buffer | null, maxPartBytes: number): Decoded {
+export function decodePart(role: InputRole, value: Buffer | null, maxPartBytes: number): Decoded {
   const kind = KIND_OF_ROLE[role];
   if (value !== null && value.length > maxPartBytes) {
     return fail("OVERSIZED", `value is ${value.length} bytes, more than MAX_PART_BYTES=${maxPartBytes}`);
@@ -66,14 +67,9 @@ export function decodePart(role: InputRole, key: Buffer | null, value: Buffer | 
   if (typeof o.sku !== "string") return wrongType("sku", "string");
   for (const [name, type] of own) if (typeof o[name] !== type) return wrongType(name, type);
 
-  const carId = o.carId;
-  const bad = badText("carId", carId, MAX_ID_CHARS) ?? badText("partId", o.partId, MAX_ID_CHARS) ?? badText("sku", o.sku, MAX_SKU_CHARS) ?? badOwn(kind, o);
+  const bad = badText("carId", o.carId, MAX_ID_CHARS) ?? badText("partId", o.partId, MAX_ID_CHARS) ?? badText("sku", o.sku, MAX_SKU_CHARS) ?? badOwn(kind, o);
   if (bad !== undefined) return fail("BAD_VALUE", bad);
 
-  if (key === null) return fail("KEY_MISMATCH", "record has no key");
-  if (!keyEquals(key, carId)) {
-    return fail("KEY_MISMATCH", `key ${JSON.stringify(key.toString("utf8"))} differs from carId ${JSON.stringify(carId)}`);
-  }
   return { ok: true, kind, part: o as Part };
 }
 
@@ -120,7 +116,8 @@ function oneOf(name: string, v: string, set: ReadonlySet<string>, list: readonly
  * key (UTF-8 bytes) === carId, without decoding the key when both are ASCII (the usual case).
  * Non-ASCII falls back to decoding, replacing bad sequences as the dead letter's key text does.
  */
-function keyEquals(key: Buffer, carId: string): boolean {
+export function keyIsCarId(key: Buffer | null, carId: string): boolean {
+  if (key === null) return false;
   const n = carId.length;
   if (key.length === n) {
     let ascii = true;

@@ -144,8 +144,12 @@ export class PartitionGroup<R extends Timestamped> {
     return this.lanes.map((l) => ({ role: l.role, buffered: l.size, lastFetchAt: l.lastFetchAt, caughtUpAt: l.caughtUpAt, caughtUp: l.caughtUp() }));
   }
 
-  /** Releases what the rule allows (at most `limit` records), in order, and the watermark after it. */
-  drain(limit = Number.POSITIVE_INFINITY): { records: Released<R>[]; watermark: number } {
+  /**
+   * Releases what the rule allows (at most `limit` records, none stamped after `until`), in
+   * order, and the watermark after it. `until` holds a source back for alignment
+   * (src/engine/safe-time.ts rule 5); what it holds is released, in the same order, later.
+   */
+  drain(limit = Number.POSITIVE_INFINITY, until = Number.POSITIVE_INFINITY): { records: Released<R>[]; watermark: number } {
     const out: Released<R>[] = [];
     const lanes = this.lanes;
     while (out.length < limit) {
@@ -160,7 +164,7 @@ export class PartitionGroup<R extends Timestamped> {
         }
       }
       if (best === undefined || bestRecord === undefined) break;
-      if (this.blocked(bestRecord.fetchedAt)) break;
+      if (bestRecord.timestamp > until || this.blocked(bestRecord.fetchedAt)) break;
       best.head++;
       out.push({ role: best.role, record: bestRecord });
       if (bestRecord.timestamp > this.watermark) this.watermark = bestRecord.timestamp;

@@ -1,16 +1,17 @@
-// The Kafka source: one consumer in the engine's group over the four input topics,
+// The Kafka source: one consumer in the engine's group over the four input topics and their
+// four repartition topics (partition p of all eight goes to one member: assigner.ts),
 // read_committed, offsets committed only inside the sink's transactions. It reports fetched
 // records and, from a periodic log-end probe, when a topic-partition is caught up (the
 // evidence the watermark needs to advance on the clock while nothing arrives).
 import type { Admin, Consumer, Kafka, KafkaMessage } from "kafkajs";
-import type { InputRole } from "../domain.ts";
-import { INPUT_ROLES } from "../domain.ts";
+import type { InputRole, Lane } from "../domain.ts";
+import { INPUT_ROLES, LANES } from "../domain.ts";
 import type { Topics } from "../config.ts";
 import { coPartitionedAssigner } from "./assigner.ts";
 
 export interface SourceListener {
-  /** Records of one topic-partition, in offset order, fetched at `fetchedAt`; `atLogEnd` when they reach the log end. */
-  onRecords(role: InputRole, partition: number, messages: KafkaMessage[], fetchedAt: number, atLogEnd: boolean): void;
+  /** Records of one lane's topic-partition, in offset order, fetched at `fetchedAt`; `atLogEnd` when they reach the log end. */
+  onRecords(lane: Lane, partition: number, messages: KafkaMessage[], fetchedAt: number, atLogEnd: boolean): void;
   /** Everything of the topic-partition up to its log end as of `at` has been delivered. */
   onCaughtUp(role: InputRole, partition: number, at: number): void;
   /** The set of input partitions this process owns changed (after a rebalance). */
@@ -20,6 +21,8 @@ export interface SourceListener {
 export interface SourceOptions {
   groupId: string;
   topics: Topics;
+  /** Each input role's repartition topic. */
+  repartition: Record<InputRole, string>;
   probeIntervalMs: number;
   sessionTimeoutMs?: number;
   log?: (line: string) => void;
@@ -33,7 +36,7 @@ export class InputSource {
   private consumer: Consumer;
   private replacing = false;
   private readonly admin: Admin;
-  private readonly roleOfTopic: Map<string, InputRole>;
+  private readonly laneOfTopic: Map<string, Lane>;
   /** Next offset to fetch per `topic:partition`, as far as delivered to the listener. */
   private readonly positions = new Map<string, bigint>();
   private readonly logEnds = new Map<string, bigint>();
@@ -47,7 +50,7 @@ export class InputSource {
     private readonly options: SourceOptions,
     private readonly listener: SourceListener,
   ) {
-    this.roleOfTopic = new Map(INPUT_ROLES.map((r) => [options.topics[r], r]));
+    this.laneOfTopic = new Map(LANES.map((lane) => [this.topicOf(lane), lane]));
     this.consumer = this.createConsumer();
     this.admin = kafka.admin();
   }
@@ -64,6 +67,10 @@ export class InputSource {
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: 1 << 20,
     });
+  }
+
+  private topicOf(lane: Lane): string {
+    return lane.route === "direct" ? this.options.topics[lane.role] : this.options.repartition[lane.role];
   }
 
   private key(topic: string, partition: number): string {
@@ -105,16 +112,16 @@ export class InputSource {
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart && !this.stopped && current()) void this.replaceConsumer(payload.error);
     });
-    for (const role of INPUT_ROLES) await consumer.subscribe({ topic: this.options.topics[role], fromBeginning: true });
+    for (const lane of LANES) await consumer.subscribe({ topic: this.topicOf(lane), fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 4,
       eachBatch: async ({ batch }) => {
-        const role = this.roleOfTopic.get(batch.topic);
-        if (role === undefined || batch.messages.length === 0 || !current()) return;
+        const lane = this.laneOfTopic.get(batch.topic);
+        if (lane === undefined || batch.messages.length === 0 || !current()) return;
         const atLogEnd = BigInt(batch.lastOffset()) + 1n >= BigInt(batch.highWatermark);
-        this.listener.onRecords(role, batch.partition, batch.messages, Date.now(), atLogEnd);
+        this.listener.onRecords(lane, batch.partition, batch.messages, Date.now(), atLogEnd);
         this.advance(batch.topic, batch.partition, BigInt(batch.firstOffset() ?? batch.lastOffset()), BigInt(batch.lastOffset()) + 1n);
       },
     });
@@ -233,20 +240,26 @@ export class InputSource {
     }
   }
 
-  /** Rewinds a topic-partition to `offset` (e.g. the committed offset after taking ownership). */
-  seek(role: InputRole, partition: number, offset: string): void {
-    const topic = this.options.topics[role];
+  /** Rewinds a lane's topic-partition to `offset` (e.g. the committed offset after taking ownership). */
+  seek(lane: Lane, partition: number, offset: string): void {
+    const topic = this.topicOf(lane);
     this.positions.set(this.key(topic, partition), BigInt(offset));
     this.consumer.seek({ topic, partition, offset });
   }
 
-  async committedOffsets(partitions: readonly number[]): Promise<Map<string, string>> {
-    const topics = INPUT_ROLES.map((r) => this.options.topics[r]);
-    const out = new Map<string, string>();
+  /** Every lane's committed offset and metadata; where none is committed, the log start. */
+  async committedOffsets(partitions: readonly number[]): Promise<Map<string, { offset: string; metadata: string | null }>> {
+    const topics = LANES.map((lane) => this.topicOf(lane));
+    const out = new Map<string, { offset: string; metadata: string | null }>();
     for (const t of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
       const low = new Map((await this.admin.fetchTopicOffsets(t.topic)).map((o) => [o.partition, o.low]));
       for (const p of t.partitions) {
-        if (partitions.includes(p.partition)) out.set(this.key(t.topic, p.partition), Number(p.offset) >= 0 ? p.offset : (low.get(p.partition) ?? "0"));
+        if (!partitions.includes(p.partition)) continue;
+        const committed = Number(p.offset) >= 0;
+        out.set(this.key(t.topic, p.partition), {
+          offset: committed ? p.offset : (low.get(p.partition) ?? "0"),
+          metadata: committed ? (p.metadata ?? null) : null,
+        });
       }
     }
     return out;

@@ -1,7 +1,8 @@
 // Part validation (SPEC §3, §8), used by the engine's decoder and by the generator's model. Decides from a record's bytes alone whether it is a valid part of
 // the topic's kind, and if not, which dead-letter class it falls in. It checks in the order
-// domain.ts documents (OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE, BAD_VALUE,
-// KEY_MISMATCH) and reports the first failure, so a record with one defect has one class.
+// domain.ts documents (OVERSIZED, NOT_JSON, MISSING_FIELD, WRONG_TYPE, BAD_VALUE) and reports
+// the first failure, so a record with one defect has one class. The record's key is not
+// judged: a valid part keyed by anything else than its carId is re-keyed (SPEC §9).
 import { CHANNEL_FREQUENCIES, WHEEL_PLACEMENTS, type DeadLetterClass, type Part, type PartKind } from "../domain.ts";
 
 export type Validation = { ok: true; part: Part } | { ok: false; cls: Exclude<DeadLetterClass, "CONFLICT">; detail: string };
@@ -39,7 +40,7 @@ const OWN: Record<PartKind, FieldRule[]> = {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-export function validatePart(kind: PartKind, key: string | null, value: Uint8Array | null, maxPartBytes: number): Validation {
+export function validatePart(kind: PartKind, value: Uint8Array | null, maxPartBytes: number): Validation {
   if (value !== null && value.length > maxPartBytes) {
     return { ok: false, cls: "OVERSIZED", detail: `value is ${value.length} bytes, more than MAX_PART_BYTES=${maxPartBytes}` };
   }
@@ -66,7 +67,5 @@ export function validatePart(kind: PartKind, key: string | null, value: Uint8Arr
     const why = r.bad(obj[r.name] as never);
     if (why !== undefined) return { ok: false, cls: "BAD_VALUE", detail: why };
   }
-  if (key === null) return { ok: false, cls: "KEY_MISMATCH", detail: "record has no key" };
-  if (key !== obj.carId) return { ok: false, cls: "KEY_MISMATCH", detail: `key ${JSON.stringify(key)} differs from carId ${JSON.stringify(obj.carId)}` };
   return { ok: true, part: obj as Part };
 }

@@ -1,22 +1,24 @@
 // One partition's records for one worker as two flat buffers (see PartitionBatch): packed on
 // the main thread, moved to the worker (no copy, no structured clone), read back there.
-import type { InputRole } from "../domain.ts";
-import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
-import type { Released } from "../ingest/index.ts";
-import { META_FIELDS, type PartitionBatch, type RawRecord } from "./protocol.ts";
+import type { InputRole, Route } from "../domain.ts";
+import { LANES } from "../domain.ts";
+import { META_FIELDS, type PartitionBatch, type TickRecord } from "./protocol.ts";
 
 /** Packs records into two fresh buffers that are then moved to the worker, not copied. */
-export function pack(partition: number, records: ReadonlyArray<Released<RawRecord>>, watermark: number): PartitionBatch {
+export function pack(partition: number, records: ReadonlyArray<TickRecord>, safeTime: number): PartitionBatch {
   let size = 0;
   for (const { record } of records) size += (record.key?.length ?? 0) + (record.value?.length ?? 0);
   const meta = new Float64Array(records.length * META_FIELDS);
   const bytes = new Uint8Array(size);
   let at = 0;
   let m = 0;
-  for (const { role, record } of records) {
-    meta[m++] = ROLE_INDEX[role];
+  for (const { lane, replay, record } of records) {
+    meta[m++] = lane;
     meta[m++] = record.timestamp;
     meta[m++] = Number(record.offset);
+    meta[m++] = record.origin?.partition ?? partition;
+    meta[m++] = Number(record.origin?.offset ?? record.offset);
+    meta[m++] = replay ? 1 : 0;
     meta[m++] = record.key === null ? -1 : record.key.length;
     meta[m++] = record.value === null ? -1 : record.value.length;
     if (record.key !== null) {
@@ -28,14 +30,19 @@ export function pack(partition: number, records: ReadonlyArray<Released<RawRecor
       at += record.value.length;
     }
   }
-  return { partition, meta, bytes, watermark };
+  return { partition, meta, bytes, safeTime };
 }
 
 /** A record read back from a batch; key and value are views into the batch's bytes. */
 export interface UnpackedRecord {
+  lane: number;
   role: InputRole;
+  route: Route;
   timestamp: number;
-  offset: string;
+  offset: number;
+  originPartition: number;
+  originOffset: number;
+  replay: boolean;
   key: Buffer | null;
   value: Buffer | null;
 }
@@ -45,11 +52,24 @@ export function* unpack(batch: PartitionBatch): Generator<UnpackedRecord> {
   const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   for (let m = 0; m < meta.length; m += META_FIELDS) {
-    const keyLength = meta[m + 3]!;
-    const valueLength = meta[m + 4]!;
+    const keyLength = meta[m + 6]!;
+    const valueLength = meta[m + 7]!;
     const key = keyLength < 0 ? null : whole.subarray(at, (at += keyLength));
     const value = valueLength < 0 ? null : whole.subarray(at, (at += valueLength));
-    yield { role: INPUT_ROLES[meta[m]!]!, timestamp: meta[m + 1]!, offset: String(meta[m + 2]!), key, value };
+    const lane = meta[m]!;
+    const { role, route } = LANES[lane]!;
+    yield {
+      lane,
+      role,
+      route,
+      timestamp: meta[m + 1]!,
+      offset: meta[m + 2]!,
+      originPartition: meta[m + 3]!,
+      originOffset: meta[m + 4]!,
+      replay: meta[m + 5] === 1,
+      key,
+      value,
+    };
   }
 }
 

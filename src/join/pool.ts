@@ -3,13 +3,14 @@
 // gives a task to any idle worker, which would scatter one car's parts over threads.
 import { Piscina } from "piscina";
 import type { InputRole } from "../domain.ts";
-import type { Released } from "../ingest/index.ts";
 import { moving, pack } from "./batch.ts";
 import { movingStates, packStates } from "./states-batch.ts";
-import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord } from "./protocol.ts";
+import type { JoinTask, JoinTaskResult, JoinWorkerData, PartitionBatch, RawRecord, TickRecord } from "./protocol.ts";
 import { shardOf, shardOfKey, workerOfShard } from "./route.ts";
 
 export interface JoinPoolOptions {
+  /** Partitions of the input topics. */
+  partitions: number;
   workers: number;
   shards: number;
   joinTimeoutMs: number;
@@ -19,11 +20,11 @@ export interface JoinPoolOptions {
   topics: Record<InputRole, string>;
 }
 
-/** One tick's released records of one input partition, in timestamp order. */
+/** One tick's records of one input partition (each lane's in offset order) and its safe time. */
 export interface TickBatch {
   partition: number;
-  records: ReadonlyArray<Released<RawRecord>>;
-  watermark: number;
+  records: ReadonlyArray<TickRecord>;
+  safeTime: number;
 }
 
 type Worker = { id: number; terminating?: boolean; destroyed?: boolean };
@@ -42,6 +43,7 @@ export class JoinPool {
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1_000_000,
       workerData: {
+        partitions: options.partitions,
         joinTimeoutMs: options.joinTimeoutMs,
         dedupRetentionMs: options.dedupRetentionMs,
         maxPartBytes: options.maxPartBytes,
@@ -75,27 +77,32 @@ export class JoinPool {
     return this.pool.run({ ...task, [Piscina.queueOptionsSymbol]: { worker } }, options as Parameters<Piscina["run"]>[1]);
   }
 
-  workerOf(carId: string): number {
+  workerOfCar(carId: string): number {
     return workerOfShard(shardOf(carId, this.options.shards), this.options.workers);
   }
 
-  /** A record's worker by its key bytes; one without a key goes to worker 0 (it is a dead letter). */
-  private workerOfKey(key: Buffer | null): number {
-    return key === null ? 0 : workerOfShard(shardOfKey(key, this.options.shards), this.options.workers);
+  /**
+   * A record's worker: a re-keyed record's by its carId; a direct one's by its key, which is
+   * its carId whenever the part belongs here. A direct record whose key is not its carId is
+   * only decoded and handed back for re-keying, so any worker will do: one without a key
+   * goes by offset, to spread them.
+   */
+  private workerOf(record: RawRecord): number {
+    const key = record.carIdKey ?? record.key;
+    if (key === null) return Number(record.offset) % this.options.workers;
+    return workerOfShard(shardOfKey(key, this.options.shards), this.options.workers);
   }
 
   /**
-   * Processes one tick: each partition's records (in timestamp order) and its watermark. A
-   * record goes to the worker of its key (a valid part's key is its carId; one whose key is
-   * absent or wrong becomes a dead letter wherever it is decoded). Every worker gets every
-   * partition's watermark, so timers fire on all of them.
+   * Processes one tick: each partition's records and its safe time. Every worker gets every
+   * partition's safe time, so timers fire and waiting parts leave on all of them.
    */
   async process(batches: readonly TickBatch[]): Promise<JoinTaskResult[]> {
     const perWorker: PartitionBatch[][] = Array.from({ length: this.options.workers }, () => []);
     for (const b of batches) {
-      const split: Released<RawRecord>[][] = perWorker.map(() => []);
-      for (const r of b.records) split[this.workerOfKey(r.record.key)]!.push(r);
-      split.forEach((records, w) => perWorker[w]!.push(pack(b.partition, records, b.watermark)));
+      const split: TickRecord[][] = perWorker.map(() => []);
+      for (const r of b.records) split[this.workerOf(r.record)]!.push(r);
+      split.forEach((records, w) => perWorker[w]!.push(pack(b.partition, records, b.safeTime)));
     }
     return Promise.all(perWorker.map((items, w) => this.run(w, { op: "process", items }, moving(items))));
   }
@@ -107,7 +114,7 @@ export class JoinPool {
    */
   async restore(partition: number, entries: readonly (readonly [carId: string, state: Uint8Array])[]): Promise<void> {
     const perWorker: (readonly [string, Uint8Array])[][] = Array.from({ length: this.options.workers }, () => []);
-    for (const entry of entries) perWorker[this.workerOf(entry[0])]!.push(entry);
+    for (const entry of entries) perWorker[this.workerOfCar(entry[0])]!.push(entry);
     await Promise.all(
       perWorker.map((e, w) => {
         const states = packStates(partition, e);

@@ -29,3 +29,43 @@ export function shardOf(carId: string, shards: number): number {
 export function workerOfShard(shard: number, workers: number): number {
   return shard % workers;
 }
+
+/**
+ * The input partition a carId belongs to: Kafka's default partitioner (the Java client's
+ * murmur2 of the key's UTF-8 bytes, made positive, modulo the partition count). A producer
+ * keying by carId with any standard client puts the car's parts there; the repartition hop
+ * sends every other record there too.
+ */
+export function partitionOfKey(key: Uint8Array, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+export function partitionOf(carId: string, partitions: number): number {
+  return partitionOfKey(Buffer.from(carId, "utf8"), partitions);
+}
+
+const M = 0x5bd1e995;
+
+/** org.apache.kafka.common.utils.Utils.murmur2, in 32-bit integer arithmetic. */
+function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  let h = 0x9747b28c ^ length;
+  const length4 = length >>> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = data[i4]! | (data[i4 + 1]! << 8) | (data[i4 + 2]! << 16) | (data[i4 + 3]! << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M) ^ k;
+  }
+  const tail = length & ~3;
+  const rest = length & 3;
+  if (rest === 3) h ^= data[tail + 2]! << 16;
+  if (rest >= 2) h ^= data[tail + 1]! << 8;
+  if (rest >= 1) h = Math.imul(h ^ data[tail]!, M);
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
+}

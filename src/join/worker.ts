@@ -1,30 +1,35 @@
-// A join worker thread: owns the keyed state (a JoinShard per input partition) of the shards
-// the pool's load balancer routes to it, and decodes the raw records it is handed (so that
-// parsing and validation run in parallel, off the main thread). Tasks run one at a time, in
-// the order posted.
+// A join worker thread: owns the keyed state (per input partition, a JoinShard and the parts
+// waiting for the safe time) of the shards the pool's load balancer routes to it, and decodes
+// the raw records it is handed (so that parsing and validation run in parallel, off the main
+// thread). Tasks run one at a time, in the order posted.
 import { workerData } from "piscina";
 import { JoinShard } from "./shard.ts";
-import { joinStep } from "./step.ts";
+import { joinStep, type PartitionState } from "./step.ts";
+import { SafeTimeBuffer } from "./safe-time.ts";
+import { LANES } from "../domain.ts";
 import { decodeCarState } from "./codec.ts";
 import { recordCount, unpack } from "./batch.ts";
 import { unpackStates } from "./states-batch.ts";
-import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData } from "./protocol.ts";
+import type { JoinOutput, JoinTask, JoinTaskResult, JoinWorkerData, PartitionProgress } from "./protocol.ts";
 
 const options = workerData as JoinWorkerData;
-const shards = new Map<number, JoinShard>();
+const partitions = new Map<number, PartitionState>();
 
-function shardFor(partition: number): JoinShard {
-  let s = shards.get(partition);
+function stateOf(partition: number): PartitionState {
+  let s = partitions.get(partition);
   if (!s) {
-    s = new JoinShard({ joinTimeoutMs: options.joinTimeoutMs, dedupRetentionMs: options.dedupRetentionMs });
-    shards.set(partition, s);
+    s = {
+      shard: new JoinShard({ joinTimeoutMs: options.joinTimeoutMs, dedupRetentionMs: options.dedupRetentionMs }),
+      buffer: new SafeTimeBuffer(LANES.length),
+    };
+    partitions.set(partition, s);
   }
   return s;
 }
 
 function openCars(): number {
   let n = 0;
-  for (const s of shards.values()) n += s.openCars();
+  for (const s of partitions.values()) n += s.shard.openCars();
   return n;
 }
 
@@ -47,25 +52,26 @@ function collectAfterIntake(): void {
 
 export default function run(task: JoinTask): JoinTaskResult {
   const outputs: JoinOutput[] = [];
+  const progress: PartitionProgress[] = [];
   switch (task.op) {
     case "process":
       for (const item of task.items) {
-        joinStep(shardFor(item.partition), item.partition, unpack(item), item.watermark, options, outputs);
+        progress.push(joinStep(stateOf(item.partition), item.partition, unpack(item), item.safeTime, options, outputs));
         partsSinceGc += recordCount(item);
       }
       break;
     case "restore": {
-      const shard = shardFor(task.states.partition);
+      const shard = stateOf(task.states.partition).shard;
       unpackStates(task.states, (carId, bytes) => shard.restore(carId, decodeCarState(bytes)));
       break;
     }
     case "drop":
-      shards.delete(task.partition);
+      partitions.delete(task.partition);
       break;
     case "stats":
       break;
   }
   const idle = task.op !== "process" || task.items.every((i) => recordCount(i) === 0);
   if (idle && partsSinceGc >= GC_AFTER_PARTS) collectAfterIntake();
-  return { outputs, openCars: openCars(), heapUsedBytes: process.memoryUsage().heapUsed };
+  return { outputs, progress, openCars: openCars(), heapUsedBytes: process.memoryUsage().heapUsed };
 }

@@ -12,6 +12,9 @@ export interface OutRecord {
   partition?: number;
   key: string | null;
   value: Buffer | string | null;
+  /** Event time to write (a re-keyed record keeps its original); the producer's clock otherwise. */
+  timestamp?: string;
+  headers?: Record<string, string | Buffer>;
   /** What the record is (a car's situation, DEAD_LETTER), for metrics only; not written. */
   situation?: string;
 }
@@ -21,6 +24,8 @@ export interface ConsumedOffset {
   partition: number;
   /** The next offset to read, as Kafka commits it. */
   offset: string;
+  /** Committed with the offset, read back by the next owner (as Kafka Streams keeps a task's stream time there). */
+  metadata?: string;
 }
 
 export class FencedError extends Error {}
@@ -90,8 +95,8 @@ export class PartitionSink {
       const writing = (async () => {
         for (const topicMessages of sendRounds(records)) await tx.sendBatch({ acks: -1, topicMessages });
         if (offsets.length > 0) {
-          const topics = new Map<string, { partition: number; offset: string }[]>();
-          for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset }]);
+          const topics = new Map<string, { partition: number; offset: string; metadata?: string }[]>();
+          for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset, metadata: o.metadata }]);
           await tx.sendOffsets({ consumerGroupId: this.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) });
         }
         await tx.commit();
@@ -139,7 +144,11 @@ function sendRounds(records: readonly OutRecord[]): { topic: string; messages: M
       list.push(last);
     }
     last.bytes += size;
-    last.messages.push({ key: r.key, value: r.value, ...(r.partition === undefined ? {} : { partition: r.partition }) });
+    const message: Message = { key: r.key, value: r.value };
+    if (r.partition !== undefined) message.partition = r.partition;
+    if (r.timestamp !== undefined) message.timestamp = r.timestamp;
+    if (r.headers !== undefined) message.headers = r.headers;
+    last.messages.push(message);
     chunks.set(r.topic, list);
   }
   const rounds: { topic: string; messages: Message[] }[][] = [];

@@ -1,13 +1,17 @@
 // An in-process kit for the engine shell: a fake consumer that keeps pauses the way kafkajs
 // does (across seek and reassignment), fake transactional sinks over an in-memory "Kafka"
 // (committed offsets, changelog, outputs, producer epochs that fence), the join in the same
-// thread, a pricing stand-in priced by hand, and a manual clock. Lifecycle rules of the shell
-// (task.ts, task-manager.ts, thread.ts) then get millisecond tests without a broker.
+// thread, a pricing stand-in priced by hand, and a manual clock. Records written to the
+// repartition topics (re-keyed parts and watermark markers) are kept in per-partition logs and
+// delivered back to the owning task after each turn, as the consumer would once they commit.
+// Lifecycle rules of the shell (task.ts, task-manager.ts, thread.ts) then get millisecond
+// tests without a broker.
 import type { KafkaMessage } from "kafkajs";
-import type { Car, InputRole } from "../../src/domain.ts";
-import { INPUT_ROLES } from "../../src/domain.ts";
+import type { Car, InputRole, Lane } from "../../src/domain.ts";
+import { INPUT_ROLES, LANES } from "../../src/domain.ts";
 import type {
   ChangelogPort,
+  CommittedOffset,
   ConsumedOffset,
   InputPort,
   JoinPort,
@@ -21,8 +25,10 @@ import { TaskManager, type TaskManagerObserver } from "../../src/engine/task-man
 import { StreamThread } from "../../src/engine/thread.ts";
 import type { TickBatch } from "../../src/join/pool.ts";
 import type { JoinOutput, JoinTaskResult } from "../../src/join/protocol.ts";
+import { unpack, pack } from "../../src/join/batch.ts";
+import { SafeTimeBuffer } from "../../src/join/safe-time.ts";
 import { JoinShard } from "../../src/join/shard.ts";
-import { joinStep } from "../../src/join/step.ts";
+import { joinStep, type PartitionState } from "../../src/join/step.ts";
 import { decodeCarState } from "../../src/join/codec.ts";
 import { FencedError } from "../../src/sink/transactions.ts";
 
@@ -35,7 +41,14 @@ export const TOPICS = {
   incomplete: "incomplete",
   dlq: "dlq",
   changelog: "changelog",
+  repartition: { body: "body-repartition", engine: "engine-repartition", remoteControl: "remote-repartition", wheel: "wheel-repartition" },
 };
+
+const REPARTITION_TOPICS: ReadonlySet<string> = new Set(Object.values(TOPICS.repartition));
+
+function laneTopic(lane: Lane): string {
+  return lane.route === "direct" ? TOPICS[lane.role] : TOPICS.repartition[lane.role];
+}
 
 export class ManualClock {
   constructor(public t = 1_000_000) {}
@@ -48,6 +61,9 @@ export class ManualClock {
 /** What the fake broker holds: committed offsets, changelog, outputs, and each partition's producer epoch. */
 export class FakeKafka {
   readonly committed = new Map<string, string>();
+  readonly committedMetadata = new Map<string, string>();
+  /** The repartition topics' committed records, per `topic:partition`, in offset order. */
+  readonly logs = new Map<string, KafkaMessage[]>();
   readonly changelog = new Map<number, Map<string, Uint8Array>>();
   readonly outputs: OutRecord[] = [];
   /** Every changelog record committed, in order (the changelog map keeps only the latest). */
@@ -81,9 +97,26 @@ export class FakeSink implements SinkPort {
         this.kafka.changelog.set(this.partition, entries);
         if (r.value === null) entries.delete(r.key!);
         else entries.set(r.key!, typeof r.value === "string" ? Buffer.from(r.value) : r.value);
+      } else if (REPARTITION_TOPICS.has(r.topic)) {
+        const key = `${r.topic}:${r.partition}`;
+        const log = this.kafka.logs.get(key) ?? [];
+        this.kafka.logs.set(key, log);
+        const headers: Record<string, Buffer> = {};
+        for (const [k, v] of Object.entries(r.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v : Buffer.from(v);
+        log.push({
+          offset: String(log.length),
+          timestamp: r.timestamp ?? String(Date.now()),
+          key: r.key === null ? null : Buffer.from(r.key),
+          value: r.value === null ? null : Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value),
+          headers,
+          attributes: 0,
+        } as KafkaMessage);
       } else this.kafka.outputs.push(r);
     }
-    for (const o of offsets) this.kafka.committed.set(`${o.topic}:${o.partition}`, o.offset);
+    for (const o of offsets) {
+      this.kafka.committed.set(`${o.topic}:${o.partition}`, o.offset);
+      if (o.metadata !== undefined) this.kafka.committedMetadata.set(`${o.topic}:${o.partition}`, o.metadata);
+    }
     this.kafka.transactions++;
   }
 
@@ -94,6 +127,8 @@ export class FakeSink implements SinkPort {
 export class FakeInput implements InputPort {
   readonly paused = new Set<string>();
   readonly seeks: string[] = [];
+  /** Next repartition record to deliver per `topic:partition` (moved by seeks). */
+  readonly hopPositions = new Map<string, number>();
   assigned: number[] = [];
   readonly lags = new Map<string, number>();
 
@@ -105,12 +140,19 @@ export class FakeInput implements InputPort {
   resume(role: InputRole, partition: number): void {
     this.paused.delete(`${TOPICS[role]}:${partition}`);
   }
-  seek(role: InputRole, partition: number, offset: string): void {
-    this.seeks.push(`${TOPICS[role]}:${partition}@${offset}`);
+  seek(lane: Lane, partition: number, offset: string): void {
+    const topic = laneTopic(lane);
+    if (lane.route === "hop") this.hopPositions.set(`${topic}:${partition}`, Number(offset));
+    else this.seeks.push(`${topic}:${partition}@${offset}`);
   }
-  async committedOffsets(partitions: readonly number[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    for (const p of partitions) for (const role of INPUT_ROLES) out.set(`${TOPICS[role]}:${p}`, this.kafka.committed.get(`${TOPICS[role]}:${p}`) ?? "0");
+  async committedOffsets(partitions: readonly number[]): Promise<Map<string, CommittedOffset>> {
+    const out = new Map<string, CommittedOffset>();
+    for (const p of partitions) {
+      for (const lane of LANES) {
+        const key = `${laneTopic(lane)}:${p}`;
+        out.set(key, { offset: this.kafka.committed.get(key) ?? "0", metadata: this.kafka.committedMetadata.get(key) ?? null });
+      }
+    }
     return out;
   }
   assignedPartitions(): readonly number[] {
@@ -124,35 +166,45 @@ export class FakeInput implements InputPort {
   }
 }
 
-/** The join workers' code path (src/join/step.ts) in this thread, a JoinShard per partition. */
+/** The join workers' code path (pack, src/join/step.ts) in this thread, one worker's state per partition. */
 export class InThreadJoin implements JoinPort {
-  private readonly shards = new Map<number, JoinShard>();
-  constructor(private readonly options: { joinTimeoutMs: number; dedupRetentionMs: number }) {}
+  private readonly states = new Map<number, PartitionState>();
+  constructor(private readonly options: { joinTimeoutMs: number; dedupRetentionMs: number; partitions: number }) {}
 
-  private shard(p: number): JoinShard {
-    let s = this.shards.get(p);
-    if (!s) this.shards.set(p, (s = new JoinShard(this.options)));
+  private state(p: number): PartitionState {
+    let s = this.states.get(p);
+    if (!s) this.states.set(p, (s = { shard: new JoinShard(this.options), buffer: new SafeTimeBuffer(LANES.length) }));
     return s;
   }
 
   async process(batches: readonly TickBatch[]): Promise<JoinTaskResult[]> {
     const outputs: JoinOutput[] = [];
-    for (const b of batches) {
-      const records = b.records.map(({ role, record }) => ({ role, timestamp: record.timestamp, offset: record.offset, key: record.key, value: record.value }));
-      joinStep(this.shard(b.partition), b.partition, records, b.watermark, { maxPartBytes: 65536, topics: TOPICS }, outputs);
-    }
+    const progress = batches.map((b) =>
+      joinStep(
+        this.state(b.partition),
+        b.partition,
+        unpack(pack(b.partition, b.records, b.safeTime)),
+        b.safeTime,
+        {
+          maxPartBytes: 65536,
+          topics: TOPICS,
+          partitions: this.options.partitions,
+        },
+        outputs,
+      ),
+    );
     let open = 0;
-    for (const s of this.shards.values()) open += s.openCars();
-    return [{ outputs, openCars: open, heapUsedBytes: 0 }];
+    for (const s of this.states.values()) open += s.shard.openCars();
+    return [{ outputs, progress, openCars: open, heapUsedBytes: 0 }];
   }
 
   async restore(partition: number, entries: readonly [string, Uint8Array][]): Promise<void> {
-    const shard = this.shard(partition);
+    const shard = this.state(partition).shard;
     for (const [carId, bytes] of entries) shard.restore(carId, decodeCarState(bytes));
   }
 
   async drop(partition: number): Promise<void> {
-    this.shards.delete(partition);
+    this.states.delete(partition);
   }
 
   failure(): Error | undefined {
@@ -210,15 +262,24 @@ export interface Shell {
   tasks: TaskManager;
   thread: StreamThread;
   events: string[];
-  /** Delivers records of one topic-partition to its task, as the source would. */
+  /** Delivers records of one input topic-partition to its task, as the source would. */
   deliver(role: InputRole, partition: number, messages: KafkaMessage[], atLogEnd?: boolean): number;
-  /** One loop turn, then waits for the transactions it started. */
+  /** One loop turn, then waits for the transactions it started and delivers what they wrote to the repartition topics. */
   turn(): Promise<void>;
 }
 
 export function shell(
-  opts: { maxBufferedRecords?: number; maxWaitingCars?: number; joinTimeoutMs?: number; maxClockSkewMs?: number; instantPricing?: boolean } = {},
+  opts: {
+    maxBufferedRecords?: number;
+    maxWaitingCars?: number;
+    joinTimeoutMs?: number;
+    maxClockSkewMs?: number;
+    instantPricing?: boolean;
+    /** Partitions of the input topics (default 1: every car is partition 0's). */
+    partitions?: number;
+  } = {},
 ): Shell {
+  const partitions = opts.partitions ?? 1;
   const kafka = new FakeKafka();
   const input = new FakeInput(kafka);
   const pricing = new HandPricing(opts.maxWaitingCars ?? 1000, opts.instantPricing);
@@ -227,7 +288,7 @@ export function shell(
     input,
     sinkFor: (p) => new FakeSink(kafka, p),
     changelog: new FakeChangelog(kafka),
-    join: new InThreadJoin({ joinTimeoutMs: opts.joinTimeoutMs ?? 5000, dedupRetentionMs: 60_000 }),
+    join: new InThreadJoin({ joinTimeoutMs: opts.joinTimeoutMs ?? 5000, dedupRetentionMs: 60_000, partitions }),
     pricing,
     clock,
   };
@@ -246,6 +307,8 @@ export function shell(
       idleGraceMs: 500,
       maxBufferedRecords: opts.maxBufferedRecords ?? 100,
       maxClockSkewMs: opts.maxClockSkewMs ?? 60_000,
+      maxDriftMs: 10_000,
+      partitions,
       topics: TOPICS,
       migratedBackoffMs: 6000,
     },
@@ -265,10 +328,21 @@ export function shell(
     tasks,
     thread,
     events,
-    deliver: (role, partition, messages, atLogEnd = false) => tasks.task(partition)?.addRecords(role, messages, clock.now(), atLogEnd) ?? 0,
+    deliver: (role, partition, messages, atLogEnd = false) =>
+      tasks.task(partition)?.addRecords({ role, route: "direct" }, messages, clock.now(), atLogEnd) ?? 0,
     turn: async () => {
       await thread.runOnce();
       await Promise.all(tasks.all().map((t) => t.settled()));
+      for (const task of tasks.running()) {
+        for (const role of INPUT_ROLES) {
+          const key = `${TOPICS.repartition[role]}:${task.partition}`;
+          const log = kafka.logs.get(key) ?? [];
+          const from = input.hopPositions.get(key) ?? 0;
+          if (from >= log.length) continue;
+          input.hopPositions.set(key, log.length);
+          task.addRecords({ role, route: "hop" }, log.slice(from), clock.now(), true);
+        }
+      }
     },
   };
 }
