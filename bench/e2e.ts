@@ -10,7 +10,7 @@ import { generate, type Manifest } from "../src/generate/index.ts";
 import type { RunningPriceApi } from "../src/price-api/server.ts";
 import { cpuSeconds } from "./cpu.ts";
 import { runPassthrough } from "./passthrough.ts";
-import { countChangelog, countRecords, repartitionTopics, type ChangelogCounts } from "./records.ts";
+import { countChangelog, countRepartition, type ChangelogCounts, type RepartitionCounts } from "./records.ts";
 import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
 
 export interface EngineRun {
@@ -25,7 +25,7 @@ export interface EngineRun {
   /** Changelog records the run wrote (read_committed, when the last output was committed). */
   changelog?: ChangelogCounts;
   /** Records the run wrote to its repartition topics (read_committed). */
-  repartitionRecords?: number;
+  repartition?: RepartitionCounts;
   /** (outputs + dead letters + changelog records + repartition records) / cars. */
   recordsPerCar?: number;
 }
@@ -131,7 +131,7 @@ async function runEngine(
   }
   progress("counting changelog and repartition records ...");
   const changelog = await countChangelog(kafka, `${kafka.topicPrefix}changelog-${name}`);
-  const repartitionRecords = await countRecords(kafka, await repartitionTopics(kafka, `${kafka.topicPrefix}${name}`));
+  const repartition = await countRepartition(kafka, `${kafka.topicPrefix}${name}`);
   const written =
     expected.cars +
     expected.deadLetters +
@@ -139,7 +139,8 @@ async function runEngine(
     changelog.joinTombstones +
     changelog.waitingValues +
     changelog.waitingTombstones +
-    repartitionRecords;
+    repartition.parts +
+    repartition.markers;
   return {
     workers: w,
     keyBy,
@@ -149,7 +150,7 @@ async function runEngine(
     ratio: Number((records / seconds / passRate).toFixed(2)),
     cpuSecondsPer1000Cars: cpu0 === undefined || cpu1 === undefined ? undefined : Number((((cpu1 - cpu0) / cars) * 1000).toFixed(3)),
     changelog,
-    repartitionRecords,
+    repartition,
     recordsPerCar: Number((written / cars).toFixed(2)),
   };
 }

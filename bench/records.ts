@@ -1,9 +1,11 @@
 // What the engine wrote besides its outputs, read back with read_committed: the changelog's
 // join states (`j/`) and waiting cars (`p/`), values and tombstones apart, and the records of
-// its repartition topics (parts not keyed by carId, written once more keyed by carId).
+// its repartition topics (parts not keyed by carId, written once more keyed by carId, and the
+// watermark announcements that travel with them).
 // Divided by the cars, it is the "records written per car" the produce path pays for.
 import type { KafkaMessage } from "kafkajs";
-import type { KafkaSettings } from "../src/config.ts";
+import { repartitionTopicsOf, type KafkaSettings } from "../src/config.ts";
+import { WATERMARK_HEADER } from "../src/engine/collector.ts";
 import { createKafka } from "../src/kafka.ts";
 
 export interface ChangelogCounts {
@@ -23,22 +25,19 @@ export async function countChangelog(kafka: KafkaSettings, topic: string, timeou
   return counts;
 }
 
-/** The repartition topics of the engine whose group is `groupId` (Kafka Streams names: `<group>-…-repartition`). */
-export async function repartitionTopics(kafka: KafkaSettings, groupId: string): Promise<string[]> {
-  const admin = createKafka(kafka, "bench-records").admin();
-  await admin.connect();
-  try {
-    return (await admin.listTopics()).filter((t) => t.startsWith(`${groupId}-`) && t.endsWith("-repartition")).sort();
-  } finally {
-    await admin.disconnect();
-  }
+export interface RepartitionCounts {
+  /** Parts re-keyed by carId (each one a second write of an input record). */
+  parts: number;
+  /** Watermark announcements (key and value null, the watermark in a header). */
+  markers: number;
 }
 
-/** Committed records (values and tombstones, no transaction markers) in `topics`. */
-export async function countRecords(kafka: KafkaSettings, topics: string[], timeoutMs = 120_000): Promise<number> {
-  let n = 0;
-  for (const topic of topics) await readToEnd(kafka, topic, timeoutMs, () => n++);
-  return n;
+/** What the engine of group `groupId` wrote to its repartition topics. */
+export async function countRepartition(kafka: KafkaSettings, groupId: string, timeoutMs = 120_000): Promise<RepartitionCounts> {
+  const counts: RepartitionCounts = { parts: 0, markers: 0 };
+  for (const topic of Object.values(repartitionTopicsOf(kafka, groupId)))
+    await readToEnd(kafka, topic, timeoutMs, (m) => (m.headers?.[WATERMARK_HEADER] === undefined ? counts.parts++ : counts.markers++));
+  return counts;
 }
 
 async function readToEnd(kafka: KafkaSettings, topic: string, timeoutMs: number, onRecord: (m: KafkaMessage) => void): Promise<void> {

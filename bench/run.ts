@@ -84,7 +84,7 @@ if (results.e2e) {
       if (c && r.recordsPerCar !== undefined)
         rows.push([
           what("records written per car"),
-          `${r.recordsPerCar} (per 1,000 cars: join state ${perThousand(c.joinValues)} + ${perThousand(c.joinTombstones)} deleted, waiting ${perThousand(c.waitingValues)} + ${perThousand(c.waitingTombstones)} deleted${r.keyBy === "carId" && !r.repartitionRecords ? "" : `, repartition ${perThousand(r.repartitionRecords ?? 0)}`})`,
+          `${r.recordsPerCar} (per 1,000 cars: join state ${perThousand(c.joinValues)} + ${perThousand(c.joinTombstones)} deleted, waiting ${perThousand(c.waitingValues)} + ${perThousand(c.waitingTombstones)} deleted${r.repartition ? `, repartition ${perThousand(r.repartition.parts)} parts + ${perThousand(r.repartition.markers)} watermark markers` : ""})`,
           "",
         ]);
     }
