@@ -7,7 +7,7 @@ import { cpus, totalmem } from "node:os";
 import { resolve } from "node:path";
 import { benchSpec, kafkaBrokersGiven, type KeyBy, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
 import { brokerStatus, startBroker } from "../src/local/broker.ts";
-import { runE2e, type E2eResult } from "./e2e.ts";
+import { runE2e, type E2eResult, type EngineRun, type FailedRun } from "./e2e.ts";
 import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
@@ -55,6 +55,12 @@ if (parts.has("restore")) results.restore = await runRestore(kafka, settings.res
 process.stderr.write("\n");
 
 // ---- the table ------------------------------------------------------------------------
+/** CPU per car of `run` over `base`'s: the cost of the keying, much less dependent on the machine's other load than cars/s. */
+function cpuFactor(run: EngineRun | FailedRun, base: EngineRun | FailedRun): string {
+  if ("error" in run || "error" in base || !run.cpuSecondsPer1000Cars || !base.cpuSecondsPer1000Cars) return "";
+  return `, CPU per car × ${(run.cpuSecondsPer1000Cars / base.cpuSecondsPer1000Cars).toFixed(2)}`;
+}
+
 const rows: Row[] = [];
 const target = (ok: boolean, what: string) => `${ok ? "met" : "NOT met"} (${what})`;
 if (results.micro) {
@@ -96,7 +102,7 @@ if (results.e2e) {
     const ratio = mine !== undefined && theirs !== undefined && theirs > 0 ? Number((mine / theirs).toFixed(2)) : undefined;
     rows.push([
       `e2e: ${r.keyBy} ÷ carId keys, ${r.workers} worker(s)`,
-      ratio === undefined ? `none (the ${mine === undefined ? r.keyBy : "carId"} run failed)` : `${ratio} (cars/s)`,
+      ratio === undefined ? `none (the ${mine === undefined ? r.keyBy : "carId"} run failed)` : `${ratio} (cars/s)${cpuFactor(r, base)}`,
       r.keyBy === "partId" ? target(ratio !== undefined && ratio >= 0.65, "≥ 0.65") : "",
     ]);
   }
