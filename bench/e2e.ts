@@ -16,7 +16,10 @@ import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
 export interface EngineRun {
   workers: number;
   keyBy: KeyBy;
+  /** From spawning the engine to the last output (what cars/s divides by). */
   seconds: number;
+  /** The part of `seconds` before the engine was ready (process start, group join, restore). */
+  readySeconds: number;
   carsPerSecond: number;
   recordsPerSecond: number;
   ratio: number;
@@ -118,11 +121,13 @@ async function runEngine(
   const expected = { cars, deadLetters: manifest.deadLetters.length };
   const records = manifest.counts.recordsSent;
   let seconds: number;
+  let readySeconds: number;
   let cpu0: number | undefined;
   let cpu1: number | undefined;
   try {
     const since = Date.now();
     await e.start();
+    readySeconds = (Date.now() - since) / 1000;
     cpu0 = cpuSeconds(e.pid!);
     seconds = await waitForOutputs(e, expected, since, 15 * 60_000, progress);
     cpu1 = cpuSeconds(e.pid!);
@@ -145,6 +150,7 @@ async function runEngine(
     workers: w,
     keyBy,
     seconds,
+    readySeconds,
     carsPerSecond: Math.round(cars / seconds),
     recordsPerSecond: Math.round(records / seconds),
     ratio: Number((records / seconds / passRate).toFixed(2)),
