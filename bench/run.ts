@@ -75,7 +75,8 @@ if (results.e2e) {
   rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
   for (const r of e.engine) {
     // carId keying keeps the figure names it had before keyings were compared, so its previous runs still show.
-    const what = (figure: string) => `e2e: ${figure}${r.keyBy === "carId" ? "" : ` keyed by ${r.keyBy}`}, ${r.workers} worker(s)`;
+    const keys = { carId: "", partId: " keyed by partId", none: " with no keys", mixed: " with mixed keys" }[r.keyBy];
+    const what = (figure: string) => `e2e: ${figure}${keys}, ${r.workers} worker(s)`;
     if ("error" in r) {
       rows.push([what("engine"), `failed: ${r.error}`, ""]);
     } else {
