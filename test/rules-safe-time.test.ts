@@ -4,6 +4,7 @@
 // depend on the order parts arrive in, as long as none arrives after the safe time passed it.
 import { describe, expect, test } from "bun:test";
 import { INPUT_ROLES, KIND_OF_ROLE, LANES, ROLE_INDEX, type InputRole, type Part } from "../src/domain.ts";
+import { JoinBudget } from "../src/engine/join-budget.ts";
 import { decodePosition, encodePosition } from "../src/engine/lane-position.ts";
 import { SafeTime } from "../src/engine/safe-time.ts";
 import type { UnpackedRecord } from "../src/join/batch.ts";
@@ -132,6 +133,37 @@ describe("safe time and alignment (SafeTime)", () => {
     expect(st.releaseBound(5000, 2000)).toBe(3000);
     expect(st.releaseBound(1000, 2000)).toBe(Number.POSITIVE_INFINITY);
     expect(st.releaseBound(Number.NEGATIVE_INFINITY, 2000)).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("join budget (room for cars waiting for prices)", () => {
+  test("the join's safe time stops before the first part past the room, by whole timestamps, never going back", () => {
+    const b = new JoinBudget();
+    // Waiting: 10, 20, 20, 30; handed this tick: 15, 40.
+    b.settle([20, 10, 30, 20]);
+    expect(b.advance(100, 6, [15, 40])).toEqual({ safeTime: 100, parts: 6 });
+    const c = new JoinBudget();
+    c.settle([20, 10, 30, 20]);
+    expect(c.advance(100, 2, [15, 40])).toEqual({ safeTime: 20, parts: 2 }); // 10, 15 fit; the 20s do not
+    c.settle([15, 40]);
+    expect(c.size).toBe(4); // 20, 20, 30, 40 still wait
+    expect(c.advance(100, 2, [])).toEqual({ safeTime: 30, parts: 2 });
+    expect(c.advance(100, 0, [])).toEqual({ safeTime: 30, parts: 2 }); // never back; what is below still counts
+    c.settle([]);
+    expect(c.advance(25, 5, [])).toEqual({ safeTime: 30, parts: 0 });
+  });
+
+  test("late parts (below the join's safe time) reach the join whatever the room, and count", () => {
+    const b = new JoinBudget(1000);
+    expect(b.advance(900, 0, [500, 600])).toEqual({ safeTime: 1000, parts: 2 });
+  });
+
+  test("a timestamp shared by more parts than the whole bound goes through when nothing waits for prices, else waits", () => {
+    const b = new JoinBudget();
+    b.settle([7, 7, 7, 7, 9]);
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 7, parts: 0 }); // four 7s: none fits
+    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 7, parts: 0 }); // cars wait for prices: wait for room
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, parts: 4 }); // the whole bound is free: they go
   });
 });
 

@@ -35,6 +35,11 @@ async function untilJoined(s: Shell, p = 0, stepMs = 600): Promise<void> {
   throw new Error(`partition ${p} still has records waiting after 100 turns`);
 }
 
+/** A carId whose partition (murmur2, two partitions) is `p`. */
+function carOf(p: number, tag: string): string {
+  for (let i = 0; ; i++) if (partitionOf(`${tag}-${i}`, 2) === p) return `${tag}-${i}`;
+}
+
 function wheels(from: number, n: number, at: number): ReturnType<typeof partMessage>[] {
   return Array.from({ length: n }, (_, i) => partMessage("wheel", `w-car-${from + i}`, `w-${from + i}`, from + i, at));
 }
@@ -265,11 +270,28 @@ describe("shell: liveness", () => {
 });
 
 describe("shell: repartition hop (SPEC §9)", () => {
+  test("parts waiting for a partition that never announces (no live owner) are a stall, and /health names that partition", async () => {
+    const s = shell({ partitions: 2 });
+    await owning(s, [0]); // partition 1 has no owner: nothing announces its watermark
+    const carId = carOf(0, "stuck");
+    s.deliver("engine", 0, [partMessage("engine", carId, `${carId}-e`, 0, s.clock.now())]);
+    for (let i = 0; i < 5; i++) {
+      s.clock.advance(600);
+      caughtUp(s, 0);
+      await s.turn();
+    }
+    expect(s.tasks.task(0)!.waitingParts()).toBe(1);
+    expect(s.kafka.committed.get("engine:0")).toBe("0");
+    s.clock.advance(30_000);
+    caughtUp(s, 0);
+    await s.turn();
+    const stalls = findStalls(s.tasks.views(s.input.lag()), s.clock.now(), 30_000);
+    expect(stalls.map((x) => x.partition)).toEqual([0]);
+    expect(stalls[0]!.reason).toContain("waiting for the safe time: 1 parts wait");
+    expect(stalls[0]!.reason).toContain("partition 1 never announced");
+  });
+
   const TWO = 2;
-  /** A carId whose partition (murmur2, two partitions) is `p`. */
-  const carOf = (p: number, tag: string) => {
-    for (let i = 0; ; i++) if (partitionOf(`${tag}-${i}`, TWO) === p) return `${tag}-${i}`;
-  };
   /** Every part of car `carId`, keyed by its partId: body, engine and remote on partition 1, the wheels on partition 0. */
   function deliverSplitCar(s: Shell, carId: string, at: number, offsets: { p0: number; p1: number }): void {
     const keyed = (m: ReturnType<typeof partMessage>, partId: string) => ({ ...m, key: Buffer.from(partId) });

@@ -36,6 +36,8 @@ export interface CommitBatch {
   deadLetters: DeadLetterNote[];
   /** When the oldest of its contents was collected (for the commit-wait stage). */
   since: number;
+  /** The partition progressed: an input offset moved forward, or parts were joined (not only markers read). */
+  advanced: boolean;
 }
 
 export interface DeadLetterNote extends SourceCoordinates {
@@ -57,6 +59,7 @@ export class RecordCollector {
   /** Keys first written in this batch that no earlier transaction holds (see `fresh`). */
   private fresh = new Set<string>();
   private offsets = new Map<string, ConsumedOffset>();
+  private advanced = false;
   /** The watermark to announce to every repartition topic-partition, the last one announced, and when. */
   private watermark = Number.NEGATIVE_INFINITY;
   private announced = Number.NEGATIVE_INFINITY;
@@ -152,6 +155,11 @@ export class RecordCollector {
     this.offsets.set(topic, { topic, partition: this.partition, offset: nextOffset, ...(metadata === undefined ? {} : { metadata }) });
   }
 
+  /** What this batch commits is progress (for /health's stall detection). */
+  progressed(): void {
+    this.advanced = true;
+  }
+
   /** Hands over everything collected so far as one transaction's content, and starts afresh. */
   take(): CommitBatch {
     const records = this.outputs;
@@ -172,7 +180,9 @@ export class RecordCollector {
       deadLetters: this.deadLetters,
       // A watermark held back by the announce interval was collected before: count from now.
       since: Math.min(this.since, this.now()),
+      advanced: this.advanced,
     };
+    this.advanced = false;
     this.outputs = [];
     this.changelog = new Map();
     this.fresh = new Set();

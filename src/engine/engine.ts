@@ -92,7 +92,8 @@ export class Engine {
       {
         onRecords: (lane, partition, messages, fetchedAt, atLogEnd) => {
           const n = this.running?.tasks.task(partition)?.addRecords(lane, messages, fetchedAt, atLogEnd) ?? 0;
-          if (n > 0) this.metrics.recordsIn.add({ topic: lane.route === "direct" ? this.topics[lane.role] : this.repartition[lane.role] }, n);
+          // Input records only: the repartition topics carry copies (counted when written) and markers.
+          if (n > 0 && lane.route === "direct") this.metrics.recordsIn.add({ topic: this.topics[lane.role] }, n);
         },
         onCaughtUp: (role, partition, at) => this.running?.tasks.task(partition)?.markCaughtUp(role, at),
         onAssignment: (partitions) => this.running?.tasks.assign(partitions),

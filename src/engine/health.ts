@@ -16,6 +16,8 @@ export interface PartitionView {
   lastProgressAt: number;
   pauses: ReadonlyMap<InputRole, readonly PauseReason[]>;
   lanes: readonly LaneStats[];
+  /** Parts waiting in the join workers for the safe time, and the marker that holds it back. */
+  waiting?: { parts: number; laggard?: { role: InputRole; source: number; watermark: number } };
   /** Why the last commit or the last attempt to take the partition failed, if it did. */
   lastError?: string;
 }
@@ -41,6 +43,16 @@ export function stallReason(v: PartitionView): string {
   const buffered = v.lanes.some((l) => l.buffered > 0);
   const behind = v.lanes.filter((l) => l.buffered === 0 && !l.caughtUp).map((l) => l.role);
   if (buffered && behind.length > 0) return `blocked: lane ${behind.join(", ")} is empty and not caught up (nothing fetched)`;
+  if (v.waiting !== undefined && v.waiting.parts > 0) {
+    const l = v.waiting.laggard;
+    const by =
+      l === undefined
+        ? ""
+        : Number.isFinite(l.watermark)
+          ? `; slowest: partition ${l.source}'s watermark ${new Date(l.watermark).toISOString()} (${l.role} repartition topic)`
+          : `; partition ${l.source} never announced its watermark (${l.role} repartition topic): is it owned by a live instance?`;
+    return `waiting for the safe time: ${v.waiting.parts} parts wait for the repartition hop${by}`;
+  }
   return "no records fetched";
 }
 

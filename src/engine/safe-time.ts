@@ -66,6 +66,17 @@ export class SafeTime {
     return this.value;
   }
 
+  /** The (role, source) whose marker holds the safe time back, and its value (-Infinity: never heard). */
+  laggard(): { role: number; source: number; watermark: number } | undefined {
+    let best: { role: number; source: number; watermark: number } | undefined;
+    this.heard.forEach((row, role) =>
+      row.forEach((watermark, source) => {
+        if (best === undefined || watermark < best.watermark) best = { role, source, watermark };
+      }),
+    );
+    return best;
+  }
+
   get current(): number {
     return this.value;
   }

@@ -214,15 +214,16 @@ export class TaskManager {
 
   /** After a tick: each task learns what still waits in the join workers (merged over workers) and sets its positions. */
   settle(results: readonly JoinTaskResult[]): void {
-    const merged = new Map<number, { lowest: number[]; pending: number }>();
+    const merged = new Map<number, { lowest: number[]; pending: number; taken: number[] }>();
     for (const r of results) {
       for (const p of r.progress) {
         const m = merged.get(p.partition);
         if (m === undefined) {
-          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending });
+          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending, taken: p.taken });
           continue;
         }
         m.pending += p.pending;
+        for (const t of p.taken) m.taken.push(t);
         p.lowestPending.forEach((o, i) => {
           if (o >= 0 && (m.lowest[i]! < 0 || o < m.lowest[i]!)) m.lowest[i] = o;
         });
@@ -230,7 +231,7 @@ export class TaskManager {
     }
     for (const task of this.running()) {
       const m = merged.get(task.partition);
-      if (m !== undefined) task.settle(m.lowest, m.pending);
+      if (m !== undefined) task.settle(m.lowest, m.pending, m.taken);
     }
   }
 
@@ -267,6 +268,7 @@ export class TaskManager {
         lastProgressAt: this.progress.get(p),
         pauses: task?.pauses() ?? new Map(),
         lanes: task?.lanes() ?? [],
+        ...(task === undefined ? {} : { waiting: { parts: task.waitingParts(), laggard: task.laggard() } }),
         ...(error === undefined ? {} : { lastError: error }),
       };
     });
@@ -281,7 +283,7 @@ export class TaskManager {
     if (report.error !== undefined) this.errors.set(report.partition, `commit failed: ${(report.error as Error)?.message ?? String(report.error)}`);
     else {
       this.errors.delete(report.partition);
-      if (report.batch.offsets.length > 0) this.progress.progressed(report.partition, this.ports.clock.now());
+      if (report.batch.advanced) this.progress.progressed(report.partition, this.ports.clock.now());
     }
     this.observer.committed(report);
   }

@@ -13,6 +13,7 @@ import { KEY_HEADER, ORIGIN_HEADER, RecordCollector, WATERMARK_HEADER, type Coll
 import { decodePosition, encodePosition, type LanePosition } from "./lane-position.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";
+import { JoinBudget } from "./join-budget.ts";
 import { SafeTime } from "./safe-time.ts";
 
 /** What a lane holds per record: the raw record (the join workers decode it) and when it was fetched. */
@@ -63,6 +64,8 @@ export class PartitionTask {
   /** Records read from the repartition topics, per role, in offset order, until the next tick hands them over. */
   private hopLanes: InputRecord[][] = INPUT_ROLES.map(() => []);
   private safeTime: SafeTime;
+  /** The join's safe time: the partition's, held back by the room for cars waiting for prices. */
+  private budget = new JoinBudget();
   /**
    * Per lane (index in LANES) since the task last rewound: the next offset expected (kafkajs may
    * still hand over batches fetched before the seek; those are older and dropped), the offset
@@ -77,6 +80,8 @@ export class PartitionTask {
   private pendingParts = 0;
   /** The position last given to the collector per lane, so unchanged ones are not committed again. */
   private readonly positions: string[] = LANES.map(() => "");
+  /** The join's safe time at the last settle (its moving with parts around is progress). */
+  private settledSafeTime = Number.NEGATIVE_INFINITY;
   /** This tick's records by `lane:offset`, built on the tick's first re-keyed record. */
   private handed: ReadonlyArray<TickRecord> = [];
   private handedIndex: Map<string, RawRecord> | undefined;
@@ -124,6 +129,7 @@ export class PartitionTask {
     });
     this.replaySafeTime = floor;
     this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
+    this.budget = new JoinBudget(floor);
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
     this.state = "running";
@@ -156,11 +162,14 @@ export class PartitionTask {
 
   /**
    * Hands over one tick: up to `limit` input records released in timestamp order (stage 1,
-   * held back by alignment), every record read from the repartition topics, and the safe time
-   * after the markers among them. Records with an unusable timestamp become dead letters here
-   * (they never reach the join); records the previous owner had finished are skipped.
+   * held back by alignment), every record read from the repartition topics, and the join's
+   * safe time after the markers among them, lowered so that at most `room` parts reach the
+   * join (join-budget.ts; `parts` is how many may; `bound` is the room when no car waits).
+   * Records with an unusable timestamp become
+   * dead letters here (they never reach the join); records the previous owner had finished
+   * are skipped.
    */
-  drain(limit: number): { records: TickRecord[]; safeTime: number } {
+  drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; parts: number } {
     const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
     const { records: released, watermark } = this.group.drain(limit, until);
     if (released.length > 0) this.hooks.released(released);
@@ -196,7 +205,8 @@ export class PartitionTask {
     for (const role of INPUT_ROLES) if (this.gate.isPaused(role)) this.gate.setLaneFull(role, this.group.isFull(role));
     this.handed = out;
     this.handedIndex = undefined;
-    return { records: out, safeTime: this.safeTime.advance() };
+    const handed = out.map((r) => r.record.timestamp);
+    return { records: out, ...this.budget.advance(this.safeTime.advance(), room, handed, bound) };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
@@ -226,10 +236,13 @@ export class PartitionTask {
    * over workers). Sets every lane's position to commit (lane-position.ts): the first record
    * not done, the handed-over position, and the safe time the tick joined up to.
    */
-  settle(lowestPending: readonly number[], pendingParts: number): void {
+  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly number[]): void {
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
-    const safeTime = this.safeTime.current;
+    this.budget.settle(taken);
+    const safeTime = this.budget.safeTime;
+    if (safeTime > this.settledSafeTime && this.pendingParts + taken.length > 0) this.collector.progressed();
+    this.settledSafeTime = safeTime;
     LANES.forEach((lane, i) => {
       const handedOver = Math.max(this.handedOver[i]!, this.replayUntil[i]!);
       const low = lowestPending[i]!;
@@ -237,6 +250,7 @@ export class PartitionTask {
       const metadata = encodePosition(String(handedOver), safeTime);
       const key = `${offset}|${metadata}`;
       if (key === this.positions[i]) return;
+      if (lane.route === "direct" && !this.positions[i]!.startsWith(`${offset}|`)) this.collector.progressed();
       this.positions[i] = key;
       const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
       this.collector.consumed(topic, String(offset), metadata);
@@ -271,8 +285,15 @@ export class PartitionTask {
     return this.group.currentWatermark();
   }
 
+  /** Which source partition's marker holds the safe time back (for /health), with its role. */
+  laggard(): { role: InputRole; source: number; watermark: number } | undefined {
+    const l = this.safeTime.laggard();
+    return l === undefined ? undefined : { ...l, role: INPUT_ROLES[l.role]! };
+  }
+
+  /** The join's safe time: parts below it were joined. */
   currentSafeTime(): number {
-    return this.safeTime.current;
+    return this.budget.safeTime;
   }
 
   /** Starts a transaction with what was collected, unless one is in flight or nothing is there. */

@@ -90,15 +90,17 @@ export class StreamThread {
   private async process(): Promise<void> {
     const active = this.tasks.running();
     if (active.length === 0) return;
-    // Each released record can complete at most one car: releasing no more records than the
-    // waiting set has room for keeps it at its bound (SPEC §5 backpressure).
+    // Each part that reaches the join can complete at most one car: letting no more parts
+    // reach it than the waiting set has room for keeps it at its bound (SPEC §5 backpressure).
+    // Stage 1 hands over no more records than that room either: a late part (stamped below the
+    // join's safe time) reaches the join at once.
     let room = Math.max(0, this.options.maxWaitingCars - this.ports.pricing.waiting);
     this.rotation = (this.rotation + 1) % active.length;
     const ordered = [...active.slice(this.rotation), ...active.slice(0, this.rotation)];
     const batches: TickBatch[] = [];
     for (const task of ordered) {
-      const { records, safeTime } = task.drain(room);
-      room -= records.length;
+      const { records, safeTime, parts } = task.drain(room, room, this.options.maxWaitingCars);
+      room = Math.max(0, room - parts);
       batches.push({ partition: task.partition, records, safeTime });
     }
     const t0 = this.ports.clock.now();

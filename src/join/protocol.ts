@@ -86,6 +86,8 @@ export interface PartitionProgress {
   /** Per lane (index in LANES), the smallest offset still waiting, or -1. */
   lowestPending: number[];
   pending: number;
+  /** Timestamps of the parts that started waiting in this task (src/engine/join-budget.ts mirrors them). */
+  taken: number[];
 }
 
 export interface JoinTaskResult {

@@ -44,6 +44,7 @@ export function joinStep(
   outputs: JoinOutput[],
 ): PartitionProgress {
   const { shard, buffer } = state;
+  const taken: number[] = [];
   for (const r of records) {
     const decoded = decodePart(r.role, r.value, options.maxPartBytes);
     if (!decoded.ok) {
@@ -58,6 +59,7 @@ export function joinStep(
         continue;
       }
     }
+    taken.push(r.timestamp);
     buffer.add({
       part: decoded.part,
       kind: decoded.kind,
@@ -102,7 +104,7 @@ export function joinStep(
     if (state === null && !written.has(carId)) continue;
     outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
   }
-  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size };
+  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken };
 }
 
 function deadLetter(partition: number, r: UnpackedRecord, options: StepOptions, reason: string): JoinOutput {

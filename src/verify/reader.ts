@@ -80,7 +80,10 @@ export async function readOutputs(settings: Pick<KafkaSettings, "brokers">, topi
       caughtUp = await isCaughtUp(admin, topics, position);
       const now = Date.now();
       opts.onProgress?.({ records: seen.size, caughtUp, elapsedMs: now - started });
-      if (caughtUp && now - lastNew >= opts.quietMs) break;
+      // Nothing at all yet while outputs are expected is an engine still starting (a restore, a
+      // broker restart, the first safe time): only the timeout ends that wait.
+      const producing = seen.size > 0 || !opts.expectedRecords;
+      if (caughtUp && producing && now - lastNew >= opts.quietMs) break;
       if (caughtUp && opts.expectedRecords !== undefined && seen.size >= opts.expectedRecords && now - lastNew >= earlyQuietMs) break;
       if (now - started >= opts.timeoutMs) {
         timedOut = true;

@@ -21,6 +21,8 @@ export interface FreshTopicsOptions {
    * user's existing topics may; a guarded topic refuses future-stamped parts before the engine sees them.
    */
   timestampGuard?: boolean;
+  /** Also the repartition topics of this consumer group (a test that runs an InputSource itself). */
+  groupId?: string;
 }
 
 /** Creates every topic of SPEC §2 under a fresh prefix and returns their names. */
@@ -37,7 +39,7 @@ export async function freshTopics(
       // Kafka 4.x brokers guard every topic at one hour by default: an unguarded topic says so.
       const unguard = (entries: { name: string; value: string }[] | undefined) =>
         entries?.map((e) => (e.name === TIMESTAMP_GUARD ? { name: e.name, value: String(Number.MAX_SAFE_INTEGER) } : e));
-      const topics = topicPlan(settings).map((c) => ({ ...c, configEntries: unguard(c.configEntries) }));
+      const topics = topicPlan(settings, opts.groupId).map((c) => ({ ...c, configEntries: unguard(c.configEntries) }));
       // createTopics starts with a metadata request over every topic, which fails with
       // UNKNOWN_TOPIC_OR_PARTITION while topics created a moment ago settle: retry what is missing.
       for (let attempt = 0; ; attempt++) {
@@ -52,7 +54,7 @@ export async function freshTopics(
         }
       }
     } else {
-      await ensureTopics(admin, settings);
+      await ensureTopics(admin, settings, opts.groupId);
     }
   } finally {
     await admin.disconnect();
