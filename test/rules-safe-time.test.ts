@@ -102,34 +102,43 @@ describe("safe time and alignment (SafeTime)", () => {
     const st = new SafeTime(4, 2);
     for (let role = 0; role < 4; role++) st.hear(role, 0, 1000);
     for (let role = 0; role < 3; role++) st.hear(role, 1, 900);
-    expect(st.advance()).toBe(Number.NEGATIVE_INFINITY);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(Number.NEGATIVE_INFINITY);
     st.hear(3, 1, 950);
-    expect(st.advance()).toBe(900);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(900);
     for (let role = 0; role < 3; role++) st.hear(role, 1, 2000);
-    expect(st.advance()).toBe(950);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(950);
   });
 
   test("rule 2: it never goes back — a restarted source's lower markers change nothing; markers of unknown sources are ignored", () => {
     const st = new SafeTime(1, 2);
     st.hear(0, 0, 500);
     st.hear(0, 1, 600);
-    expect(st.advance()).toBe(500);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(500);
     st.hear(0, 0, 100);
     st.hear(0, 7, 0);
-    expect(st.advance()).toBe(500);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(500);
+  });
+
+  test("rule 3: it never passes the task's own stage-1 watermark (a restarted task re-reads its waiting parts while its old markers come back)", () => {
+    const st = new SafeTime(1, 2);
+    st.hear(0, 0, 5000);
+    st.hear(0, 1, 6000);
+    expect(st.advance(1200)).toBe(1200);
+    expect(st.advance(Number.NEGATIVE_INFINITY)).toBe(1200);
+    expect(st.advance(9000)).toBe(5000);
   });
 
   test("rule 3: after a restart it starts at the committed safe time", () => {
     const st = new SafeTime(1, 1, 12_345);
     expect(st.current).toBe(12_345);
     st.hear(0, 0, 100);
-    expect(st.advance()).toBe(12_345);
+    expect(st.advance(Number.POSITIVE_INFINITY)).toBe(12_345);
   });
 
   test("rule 5: a source ahead of the safe time may release up to safe time + drift; one not ahead is never held", () => {
     const st = new SafeTime(1, 1);
     st.hear(0, 0, 1000);
-    st.advance();
+    st.advance(Number.POSITIVE_INFINITY);
     expect(st.releaseBound(5000, 2000)).toBe(3000);
     expect(st.releaseBound(1000, 2000)).toBe(Number.POSITIVE_INFINITY);
     expect(st.releaseBound(Number.NEGATIVE_INFINITY, 2000)).toBe(Number.POSITIVE_INFINITY);
@@ -137,33 +146,33 @@ describe("safe time and alignment (SafeTime)", () => {
 });
 
 describe("join budget (room for cars waiting for prices)", () => {
-  test("the join's safe time stops before the first part past the room, by whole timestamps, never going back", () => {
+  const part = (timestamp: number, carId: string) => ({ timestamp, carId });
+
+  test("the join's safe time stops at the first timestamp whose cars would not fit, never going back", () => {
     const b = new JoinBudget();
-    // Waiting: 10, 20, 20, 30; handed this tick: 15, 40.
-    b.settle([20, 10, 30, 20]);
-    expect(b.advance(100, 6, [15, 40])).toEqual({ safeTime: 100, parts: 6 });
+    // Waiting: car a at 10, car b at 20 (two parts), car c at 30; handed this tick: 15, 40 (a car each until decoded).
+    b.settle([part(20, "b"), part(10, "a"), part(30, "c"), part(20, "b")]);
+    expect(b.advance(100, 5, [15, 40])).toEqual({ safeTime: 100, cars: 5 });
     const c = new JoinBudget();
-    c.settle([20, 10, 30, 20]);
-    expect(c.advance(100, 2, [15, 40])).toEqual({ safeTime: 20, parts: 2 }); // 10, 15 fit; the 20s do not
-    c.settle([15, 40]);
-    expect(c.size).toBe(4); // 20, 20, 30, 40 still wait
-    expect(c.advance(100, 2, [])).toEqual({ safeTime: 30, parts: 2 });
-    expect(c.advance(100, 0, [])).toEqual({ safeTime: 30, parts: 2 }); // never back; what is below still counts
-    c.settle([]);
-    expect(c.advance(25, 5, [])).toEqual({ safeTime: 30, parts: 0 });
+    c.settle([part(20, "b"), part(10, "a"), part(30, "c"), part(20, "b")]);
+    expect(c.advance(100, 2, [15, 40])).toEqual({ safeTime: 20, cars: 2 }); // a and the record at 15 fit; b does not
+    c.settle([part(15, "a"), part(40, "d")]);
+    expect(c.size).toBe(4); // b, b, c, d still wait
+    expect(c.advance(100, 1, [])).toEqual({ safeTime: 30, cars: 1 }); // b's two parts are one car
+    expect(c.advance(100, 0, [])).toEqual({ safeTime: 30, cars: 1 }); // never back; what is below still counts
   });
 
-  test("late parts (below the join's safe time) reach the join whatever the room, and count", () => {
+  test("parts below the join's safe time already reached (late ones) reach the join whatever the room, and count", () => {
     const b = new JoinBudget(1000);
-    expect(b.advance(900, 0, [500, 600])).toEqual({ safeTime: 1000, parts: 2 });
+    expect(b.advance(900, 0, [500, 600])).toEqual({ safeTime: 1000, cars: 2 });
   });
 
-  test("a timestamp shared by more parts than the whole bound goes through when nothing waits for prices, else waits", () => {
+  test("a timestamp with more cars than the whole bound goes through when nothing waits for prices, else waits", () => {
     const b = new JoinBudget();
-    b.settle([7, 7, 7, 7, 9]);
-    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 7, parts: 0 }); // four 7s: none fits
-    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 7, parts: 0 }); // cars wait for prices: wait for room
-    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, parts: 4 }); // the whole bound is free: they go
+    b.settle([part(7, "a"), part(7, "b"), part(7, "c"), part(7, "d"), part(9, "e")]);
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 7, cars: 0 }); // four cars at 7: none fits
+    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 7, cars: 0 }); // cars wait for prices: wait for room
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4 }); // the whole bound is free: they go
   });
 });
 

@@ -92,8 +92,9 @@ export class Engine {
       {
         onRecords: (lane, partition, messages, fetchedAt, atLogEnd) => {
           const n = this.running?.tasks.task(partition)?.addRecords(lane, messages, fetchedAt, atLogEnd) ?? 0;
-          // Input records only: the repartition topics carry copies (counted when written) and markers.
-          if (n > 0 && lane.route === "direct") this.metrics.recordsIn.add({ topic: this.topics[lane.role] }, n);
+          // Input records only (the repartition topics carry copies, counted when written, and
+          // markers), each once: a restart or rebuild reads waiting parts again.
+          if (n > 0 && lane.route === "direct") this.countIn(this.topics[lane.role], partition, messages);
         },
         onCaughtUp: (role, partition, at) => this.running?.tasks.task(partition)?.markCaughtUp(role, at),
         onAssignment: (partitions) => this.running?.tasks.assign(partitions),
@@ -141,6 +142,19 @@ export class Engine {
       this.threadObserver(),
     );
     return { pool, tasks, thread };
+  }
+
+  /** Highest input offset counted in rccar_records_in_total, per `topic:partition`. */
+  private readonly countedIn = new Map<string, number>();
+
+  private countIn(topic: string, partition: number, messages: readonly { offset: string }[]): void {
+    const key = `${topic}:${partition}`;
+    const from = this.countedIn.get(key) ?? -1;
+    let n = 0;
+    for (const m of messages) if (Number(m.offset) > from) n++;
+    if (n === 0) return;
+    this.countedIn.set(key, Number(messages[messages.length - 1]!.offset));
+    this.metrics.recordsIn.add({ topic }, n);
   }
 
   status(): EngineStatus {

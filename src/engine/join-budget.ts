@@ -1,24 +1,31 @@
 // How far a partition's join may go this tick, so that the cars waiting for prices stay within
-// PRICE_MAX_WAITING_CARS (SPEC §5). Pure: timestamps in, a safe time out.
+// PRICE_MAX_WAITING_CARS (SPEC §5). Pure: parts in, a safe time out.
 //
-// Each part that reaches the join completes at most one car, and parts reach it when the safe
-// time passes them (src/join/safe-time.ts). So the room for cars (the bound minus the cars
-// waiting) is spent on parts: the join's safe time is the partition's safe time, lowered so
-// that no more parts than the room lie below it. Lowering it by timestamp, never inside one,
-// keeps rule 2 of the safe time ("every part below it was joined, none at or above it"), which
-// the committed positions rely on (lane-position.ts).
+// Parts reach the join when the safe time passes them (src/join/safe-time.ts), and the parts
+// of one car complete it at most once. So the room for cars (the bound minus the cars waiting)
+// is spent on distinct cars: the join's safe time is the partition's safe time, lowered so that
+// no more distinct cars than the room have parts below it. Lowering it by timestamp, never
+// inside one, keeps rule 2 of the safe time ("every part below it was joined, none at or
+// above it"), which the committed positions rely on (lane-position.ts).
 //
-// One exception keeps it live: parts that share one timestamp cannot be split, so when the
-// first such group alone is larger than the whole bound (the room when nothing waits for
-// prices), it goes through at once: waiting for more room would wait forever.
+// One exception keeps it live: the cars of one timestamp cannot be split, so when the first
+// timestamp alone has more cars than the whole bound (the room when nothing waits for
+// prices), its parts go through at once: waiting for more room would wait forever.
 //
-// The parts waiting in the join workers are mirrored here by their timestamps (the workers
-// report what they took in each tick). The records handed over in the same tick are not known
-// yet to be parts (they may be re-keyed or dead letters): they count as parts, so the room is
-// never overspent, only sometimes underspent by a tick.
+// The parts waiting in the join workers are mirrored here by timestamp and carId (the workers
+// report the parts they took in each tick). The records handed over in the same tick are not
+// decoded yet: each counts as a car of its own, so the room is never overspent, only sometimes
+// underspent by a tick.
+
+/** A part that started waiting in a join worker: its timestamp and car. */
+export interface TakenPart {
+  timestamp: number;
+  carId: string;
+}
+
 export class JoinBudget {
-  /** Timestamps of the parts waiting in the workers, ascending from `head`. */
-  private waiting: number[] = [];
+  /** The waiting parts, ascending by timestamp from `head`. */
+  private waiting: TakenPart[] = [];
   private head = 0;
   /** The join's safe time: never decreases. */
   private value: number;
@@ -36,61 +43,35 @@ export class JoinBudget {
   }
 
   /**
-   * The join's safe time for this tick: `safeTime` if at most `room` parts (the waiting ones
-   * and the `handed` records) lie below it; else the timestamp of the first part past the
-   * room (parts below it fit), but never lower than before. `bound`: the room when nothing
-   * waits for prices (the exception above).
+   * The join's safe time for this tick: `safeTime` if the parts below it (the waiting ones and
+   * the `handed` records' timestamps) are of at most `room` cars; else the first timestamp at
+   * which they would be more, but never lower than before. `bound`: the room when no car waits
+   * (the exception above). `cars`: how many cars may complete below it.
    */
-  advance(safeTime: number, room: number, handed: readonly number[], bound = room): { safeTime: number; parts: number } {
+  advance(safeTime: number, room: number, handed: readonly number[], bound = room): { safeTime: number; cars: number } {
     const target = Math.max(safeTime, this.value);
-    const below = (t: number) => this.countBelow(t) + count(handed, (x) => x < t);
-    const all = below(target);
-    if (all <= room || target === this.value) {
-      // Parts below a safe time already reached (late ones) leave whatever the room.
-      this.value = target;
-      return { safeTime: this.value, parts: all };
-    }
-    // The (room + 1)-th smallest timestamp of waiting ∪ handed.
     const extra = [...handed].sort((a, b) => a - b);
-    let i = this.head;
-    let j = 0;
-    let t = Number.NEGATIVE_INFINITY;
-    for (let k = 0; k <= room; k++) {
-      const a = i < this.waiting.length ? this.waiting[i]! : Number.POSITIVE_INFINITY;
-      const b = j < extra.length ? extra[j]! : Number.POSITIVE_INFINITY;
-      if (a <= b) {
-        t = a;
-        i++;
-      } else {
-        t = b;
-        j++;
-      }
+    const carsBelow = (t: number) => this.walk(extra, t, Number.POSITIVE_INFINITY).cars;
+    if (target === this.value) return { safeTime: this.value, cars: carsBelow(this.value) };
+    const { cars, overflowAt } = this.walk(extra, target, room);
+    if (overflowAt === undefined) {
+      this.value = target;
+      return { safeTime: this.value, cars };
     }
-    if (t > this.value) this.value = Math.min(t, target);
+    if (overflowAt > this.value) this.value = overflowAt;
     else if (room >= bound) {
-      // Nothing fits although the whole bound is free: let the first timestamp's parts through.
-      const first = Math.min(this.waiting[this.head] ?? Number.POSITIVE_INFINITY, extra[0] ?? Number.POSITIVE_INFINITY);
-      let next = target;
-      for (let k = this.head; k < this.waiting.length; k++)
-        if (this.waiting[k]! > first) {
-          next = Math.min(next, this.waiting[k]!);
-          break;
-        }
-      for (const x of extra)
-        if (x > first) {
-          next = Math.min(next, x);
-          break;
-        }
-      this.value = Math.max(this.value, next);
+      // The first timestamp's cars do not fit even in the whole bound: let them through.
+      const next = this.firstAbove(extra, overflowAt);
+      this.value = Math.min(next, target);
     }
-    return { safeTime: this.value, parts: below(this.value) };
+    return { safeTime: this.value, cars: carsBelow(this.value) };
   }
 
-  /** After the tick: the parts the workers took in, then the ones that left (below the join's safe time). */
-  settle(taken: readonly number[]): void {
-    for (const t of taken) this.insert(t);
+  /** After the tick: the parts the workers took in, then drops those that left (below the join's safe time). */
+  settle(taken: readonly TakenPart[]): void {
+    for (const p of taken) this.insert(p);
     let h = this.head;
-    while (h < this.waiting.length && this.waiting[h]! < this.value) h++;
+    while (h < this.waiting.length && this.waiting[h]!.timestamp < this.value) h++;
     this.head = h;
     if (this.head === this.waiting.length) {
       this.waiting = [];
@@ -101,32 +82,57 @@ export class JoinBudget {
     }
   }
 
-  private countBelow(t: number): number {
-    let lo = this.head;
-    let hi = this.waiting.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.waiting[mid]! < t) lo = mid + 1;
-      else hi = mid;
+  /**
+   * Walks waiting ∪ extra (each extra record a car of its own) in timestamp order below
+   * `until`, counting distinct cars; stops at the first timestamp whose cars would make more
+   * than `room` (`overflowAt`).
+   */
+  private walk(extra: readonly number[], until: number, room: number): { cars: number; overflowAt?: number } {
+    const seen = new Set<string>();
+    let anonymous = 0;
+    let i = this.head;
+    let j = 0;
+    let groupTs = Number.NaN;
+    let beforeGroup = 0;
+    for (;;) {
+      const a = i < this.waiting.length ? this.waiting[i]!.timestamp : Number.POSITIVE_INFINITY;
+      const b = j < extra.length ? extra[j]! : Number.POSITIVE_INFINITY;
+      const t = Math.min(a, b);
+      if (!(t < until)) return { cars: seen.size + anonymous };
+      if (t !== groupTs) {
+        groupTs = t;
+        beforeGroup = seen.size + anonymous;
+      }
+      if (a <= b) seen.add(this.waiting[i++]!.carId);
+      else {
+        anonymous++;
+        j++;
+      }
+      if (seen.size + anonymous > room) return { cars: beforeGroup, overflowAt: groupTs };
     }
-    return lo - this.head;
+  }
+
+  private firstAbove(extra: readonly number[], t: number): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (let k = this.head; k < this.waiting.length; k++) {
+      if (this.waiting[k]!.timestamp > t) {
+        next = this.waiting[k]!.timestamp;
+        break;
+      }
+    }
+    for (const x of extra) if (x > t && x < next) next = x;
+    return next;
   }
 
   /** Parts mostly arrive in timestamp order: insertion walks back from the end. */
-  private insert(t: number): void {
+  private insert(p: TakenPart): void {
     const w = this.waiting;
     let i = w.length;
-    w.push(t);
-    while (i > this.head && w[i - 1]! > t) {
+    w.push(p);
+    while (i > this.head && w[i - 1]!.timestamp > p.timestamp) {
       w[i] = w[i - 1]!;
       i--;
     }
-    w[i] = t;
+    w[i] = p;
   }
-}
-
-function count(xs: readonly number[], pred: (x: number) => boolean): number {
-  let n = 0;
-  for (const x of xs) if (pred(x)) n++;
-  return n;
 }

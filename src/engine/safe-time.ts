@@ -21,8 +21,13 @@
 //     that restarts announces lower watermarks again; the highest heard still holds, since a
 //     restarted source re-keys again only records it had not re-keyed before, and those lie
 //     at or above its last committed announcement).
-//  3. Floor. After a restart the safe time starts at the one committed with the offsets
-//     (src/engine/lane-position.ts): the parts below it were joined before.
+//  3. Floor and own input. After a restart the safe time starts at the one committed with the
+//     offsets (src/engine/lane-position.ts): the parts below it were joined before. It never
+//     passes the task's own stage-1 watermark: a restarted task reads again the parts of its
+//     own input that were waiting when it stopped, while the markers it wrote before the
+//     restart (still in the repartition topics after the committed positions) may already be
+//     read again; its watermark, rebuilt from the records it releases, stays below the parts
+//     it has not released yet.
 //  4. No deadlock: stage 1 never waits for the safe time except by rule 5, so every W_q
 //     moves on its own input, and every safe time follows the slowest W_q one transaction
 //     plus one fetch behind.
@@ -59,9 +64,9 @@ export class SafeTime {
     return min;
   }
 
-  /** Rules 2 and 3: moves the safe time up to what was heard, never back. */
-  advance(): number {
-    const a = this.announced();
+  /** Rules 2 and 3: moves the safe time up to what was heard and the task's own stage-1 watermark, never back. */
+  advance(ownWatermark: number): number {
+    const a = Math.min(this.announced(), ownWatermark);
     if (a > this.value) this.value = a;
     return this.value;
   }

@@ -214,7 +214,7 @@ export class TaskManager {
 
   /** After a tick: each task learns what still waits in the join workers (merged over workers) and sets its positions. */
   settle(results: readonly JoinTaskResult[]): void {
-    const merged = new Map<number, { lowest: number[]; pending: number; taken: number[] }>();
+    const merged = new Map<number, { lowest: number[]; pending: number; taken: JoinTaskResult["progress"][number]["taken"] }>();
     for (const r of results) {
       for (const p of r.progress) {
         const m = merged.get(p.partition);

@@ -13,7 +13,7 @@ import { KEY_HEADER, ORIGIN_HEADER, RecordCollector, WATERMARK_HEADER, type Coll
 import { decodePosition, encodePosition, type LanePosition } from "./lane-position.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";
-import { JoinBudget } from "./join-budget.ts";
+import { JoinBudget, type TakenPart } from "./join-budget.ts";
 import { SafeTime } from "./safe-time.ts";
 
 /** What a lane holds per record: the raw record (the join workers decode it) and when it was fetched. */
@@ -163,13 +163,12 @@ export class PartitionTask {
   /**
    * Hands over one tick: up to `limit` input records released in timestamp order (stage 1,
    * held back by alignment), every record read from the repartition topics, and the join's
-   * safe time after the markers among them, lowered so that at most `room` parts reach the
-   * join (join-budget.ts; `parts` is how many may; `bound` is the room when no car waits).
-   * Records with an unusable timestamp become
-   * dead letters here (they never reach the join); records the previous owner had finished
-   * are skipped.
+   * safe time after the markers among them, lowered so that the parts below it are of at most
+   * `room` cars (join-budget.ts; `cars` is how many may complete; `bound` is the room when no
+   * car waits). Records with an unusable timestamp become dead letters here (they never reach
+   * the join); records the previous owner had finished are skipped.
    */
-  drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; parts: number } {
+  drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; cars: number } {
     const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
     const { records: released, watermark } = this.group.drain(limit, until);
     if (released.length > 0) this.hooks.released(released);
@@ -206,7 +205,7 @@ export class PartitionTask {
     this.handed = out;
     this.handedIndex = undefined;
     const handed = out.map((r) => r.record.timestamp);
-    return { records: out, ...this.budget.advance(this.safeTime.advance(), room, handed, bound) };
+    return { records: out, ...this.budget.advance(this.safeTime.advance(watermark), room, handed, bound) };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
@@ -236,7 +235,7 @@ export class PartitionTask {
    * over workers). Sets every lane's position to commit (lane-position.ts): the first record
    * not done, the handed-over position, and the safe time the tick joined up to.
    */
-  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly number[]): void {
+  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[]): void {
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
     this.budget.settle(taken);

@@ -90,8 +90,8 @@ export class StreamThread {
   private async process(): Promise<void> {
     const active = this.tasks.running();
     if (active.length === 0) return;
-    // Each part that reaches the join can complete at most one car: letting no more parts
-    // reach it than the waiting set has room for keeps it at its bound (SPEC §5 backpressure).
+    // A car completes at most once: letting parts of no more cars reach the join than the
+    // waiting set has room for keeps it at its bound (SPEC §5 backpressure).
     // Stage 1 hands over no more records than that room either: a late part (stamped below the
     // join's safe time) reaches the join at once.
     let room = Math.max(0, this.options.maxWaitingCars - this.ports.pricing.waiting);
@@ -99,8 +99,8 @@ export class StreamThread {
     const ordered = [...active.slice(this.rotation), ...active.slice(0, this.rotation)];
     const batches: TickBatch[] = [];
     for (const task of ordered) {
-      const { records, safeTime, parts } = task.drain(room, room, this.options.maxWaitingCars);
-      room = Math.max(0, room - parts);
+      const { records, safeTime, cars } = task.drain(room, room, this.options.maxWaitingCars);
+      room = Math.max(0, room - cars);
       batches.push({ partition: task.partition, records, safeTime });
     }
     const t0 = this.ports.clock.now();

@@ -86,8 +86,8 @@ export interface PartitionProgress {
   /** Per lane (index in LANES), the smallest offset still waiting, or -1. */
   lowestPending: number[];
   pending: number;
-  /** Timestamps of the parts that started waiting in this task (src/engine/join-budget.ts mirrors them). */
-  taken: number[];
+  /** The parts that started waiting in this task, as timestamp and carId (src/engine/join-budget.ts mirrors them). */
+  taken: { timestamp: number; carId: string }[];
 }
 
 export interface JoinTaskResult {

@@ -44,7 +44,7 @@ export function joinStep(
   outputs: JoinOutput[],
 ): PartitionProgress {
   const { shard, buffer } = state;
-  const taken: number[] = [];
+  const taken: PartitionProgress["taken"] = [];
   for (const r of records) {
     const decoded = decodePart(r.role, r.value, options.maxPartBytes);
     if (!decoded.ok) {
@@ -59,7 +59,7 @@ export function joinStep(
         continue;
       }
     }
-    taken.push(r.timestamp);
+    taken.push({ timestamp: r.timestamp, carId });
     buffer.add({
       part: decoded.part,
       kind: decoded.kind,

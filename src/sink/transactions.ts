@@ -30,6 +30,16 @@ export interface ConsumedOffset {
 
 export class FencedError extends Error {}
 
+/** A transaction refused with CONCURRENT_TRANSACTIONS and aborted: nothing of it committed. */
+class ConcurrentTransactionError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(String((cause as Error)?.message ?? cause));
+  }
+}
+
+const CONCURRENT_RETRIES = 5;
+const CONCURRENT_BACKOFF_MS = 50;
+
 /**
  * How long open() may take. Fencing is one InitProducerId round (kafkajs retries it while the
  * coordinator loads); once, right after a broker restart, it never answered and the engine
@@ -88,6 +98,20 @@ export class PartitionSink {
    */
   async commit(records: readonly OutRecord[], offsets: readonly ConsumedOffset[]): Promise<void> {
     if (records.length === 0 && offsets.length === 0) return;
+    // The coordinator refuses a transaction's partitions while it still writes the markers of
+    // the previous one (CONCURRENT_TRANSACTIONS; the Java producer retries it). Nothing of this
+    // one committed then (EndTxn was not sent): abort it and send it again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.commitOnce(records, offsets);
+      } catch (e) {
+        if (!(e instanceof ConcurrentTransactionError) || attempt >= CONCURRENT_RETRIES) throw e instanceof ConcurrentTransactionError ? e.cause : e;
+        await Bun.sleep(CONCURRENT_BACKOFF_MS * attempt);
+      }
+    }
+  }
+
+  private async commitOnce(records: readonly OutRecord[], offsets: readonly ConsumedOffset[]): Promise<void> {
     const producer = this.producer;
     if (!producer) throw new Error(`sink ${this.transactionalId} is not open`);
     const tx = await producer.transaction();
@@ -105,8 +129,12 @@ export class PartitionSink {
       // rebuilds from Kafka, and the next open() of this id fences the abandoned attempt.
       await bounded(writing, COMMIT_TIMEOUT_MS, `transaction of ${this.transactionalId}`);
     } catch (e) {
-      await bounded(tx.abort(), CLOSE_TIMEOUT_MS, "abort").catch(() => {});
+      const aborted = await bounded(tx.abort(), CLOSE_TIMEOUT_MS, "abort").then(
+        () => true,
+        () => false,
+      );
       if (isFenced(e)) throw new FencedError(`${this.transactionalId} was fenced by a newer owner: ${(e as Error).message}`);
+      if (aborted && isConcurrentTransactions(e)) throw new ConcurrentTransactionError(e);
       throw e;
     }
   }
@@ -154,6 +182,11 @@ function sendRounds(records: readonly OutRecord[]): { topic: string; messages: M
   const rounds: { topic: string; messages: Message[] }[][] = [];
   for (const [topic, list] of chunks) list.forEach((c, i) => (rounds[i] ??= []).push({ topic, messages: c.messages }));
   return rounds;
+}
+
+function isConcurrentTransactions(e: unknown): boolean {
+  const type = (e as { type?: string }).type ?? "";
+  return type === "CONCURRENT_TRANSACTIONS" || /concurrent operation on the same transaction/i.test(String((e as Error)?.message ?? ""));
 }
 
 function isFenced(e: unknown): boolean {
