@@ -117,4 +117,18 @@ describe("partition group merge", () => {
     g.push("body", [rec("body", 3, 4)], 0);
     expect(g.drain().records).toEqual([]); // evidence was forgotten
   });
+
+  test("announced watermark: the largest released minus the grace (producers may append out of order by that much), or the idle advance", () => {
+    const g = new PartitionGroup<Rec>(opts);
+    for (const role of INPUT_ROLES) g.push(role, [rec(role, 0, 10_000 + (role === "wheel" ? 7 : 0), 1)], 1);
+    for (const role of INPUT_ROLES) g.markCaughtUp(role, 1);
+    g.drain();
+    expect(g.currentWatermark()).toBe(10_007);
+    expect(g.announcedWatermark()).toBe(9_507);
+    // Caught up at 20,000: the idle advance (evidence − grace) is announced as it is.
+    for (const role of INPUT_ROLES) g.markCaughtUp(role, 20_000);
+    g.drain();
+    expect(g.announcedWatermark()).toBe(19_500);
+    expect(g.currentWatermark()).toBe(19_500);
+  });
 });

@@ -146,32 +146,50 @@ describe("safe time and alignment (SafeTime)", () => {
 });
 
 describe("join budget (room for cars waiting for prices)", () => {
-  const part = (timestamp: number, carId: string) => ({ timestamp, carId });
+  const part = (timestamp: number, carId: string, slot: number) => ({ timestamp, carId, slot });
+  /** All seven slots of a car, at `from`, `from + 1`, ... */
+  const car = (carId: string, from: number, step = 1) => Array.from({ length: 7 }, (_, s) => part(from + s * step, carId, s));
 
-  test("the join's safe time stops at the first timestamp whose cars would not fit, never going back", () => {
+  test("the join's safe time stops at the first timestamp at which more cars than the room would be complete", () => {
     const b = new JoinBudget();
-    // Waiting: car a at 10, car b at 20 (two parts), car c at 30; handed this tick: 15, 40 (a car each until decoded).
-    b.settle([part(20, "b"), part(10, "a"), part(30, "c"), part(20, "b")]);
-    expect(b.advance(100, 5, [15, 40])).toEqual({ safeTime: 100, cars: 5 });
+    b.settle([...car("a", 10), ...car("b", 12), ...car("c", 14)]); // complete at 16, 18, 20
+    expect(b.advance(100, 3, [], 10)).toEqual({ safeTime: 100, cars: 3 });
     const c = new JoinBudget();
-    c.settle([part(20, "b"), part(10, "a"), part(30, "c"), part(20, "b")]);
-    expect(c.advance(100, 2, [15, 40])).toEqual({ safeTime: 20, cars: 2 }); // a and the record at 15 fit; b does not
-    c.settle([part(15, "a"), part(40, "d")]);
-    expect(c.size).toBe(4); // b, b, c, d still wait
-    expect(c.advance(100, 1, [])).toEqual({ safeTime: 30, cars: 1 }); // b's two parts are one car
-    expect(c.advance(100, 0, [])).toEqual({ safeTime: 30, cars: 1 }); // never back; what is below still counts
+    c.settle([...car("a", 10), ...car("b", 12), ...car("c", 14)]);
+    expect(c.advance(100, 2, [], 10)).toEqual({ safeTime: 20, cars: 2 }); // c would complete at 20
+    c.settle(
+      [],
+      [
+        { carId: "a", slots: 0 },
+        { carId: "b", slots: 0 },
+        { carId: "c", slots: 0b0111111 },
+      ],
+    );
+    expect(c.advance(100, 0, [], 10)).toEqual({ safeTime: 20, cars: 0 }); // never back; nothing more fits
+    expect(c.advance(100, 1, [], 10)).toEqual({ safeTime: 100, cars: 1 }); // c's last slot: one car
   });
 
-  test("parts below the join's safe time already reached (late ones) reach the join whatever the room, and count", () => {
+  test("slots joined before count: a car's last part completes it, a duplicate slot does not; unknown (restored) cars and undecoded records may complete at once", () => {
+    const b = new JoinBudget(Number.NEGATIVE_INFINITY, ["restored"]);
+    b.settle(car("a", 10).slice(0, 6)); // six slots of a
+    expect(b.advance(16, 0, [], 10)).toEqual({ safeTime: 16, cars: 0 }); // they join: nothing completes
+    b.settle([], [{ carId: "a", slots: 0b0111111 }]);
+    b.settle([part(20, "a", 2), part(21, "restored", 0), part(22, "a", 6)]);
+    expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1 }); // the restored car may complete at 21; a at 22 would be a second
+    const c = new JoinBudget();
+    expect(c.advance(100, 1, [5, 6], 10)).toEqual({ safeTime: 6, cars: 1 }); // each record handed this tick may complete a car
+  });
+
+  test("parts below the join's safe time already reached (late ones) reach the join whatever the room", () => {
     const b = new JoinBudget(1000);
-    expect(b.advance(900, 0, [500, 600])).toEqual({ safeTime: 1000, cars: 2 });
+    expect(b.advance(900, 0, [500, 600], 10)).toEqual({ safeTime: 1000, cars: 2 });
   });
 
-  test("a timestamp with more cars than the whole bound goes through when nothing waits for prices, else waits", () => {
+  test("a timestamp completing more cars than the whole bound goes through when nothing waits for prices, else waits", () => {
     const b = new JoinBudget();
-    b.settle([part(7, "a"), part(7, "b"), part(7, "c"), part(7, "d"), part(9, "e")]);
-    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 7, cars: 0 }); // four cars at 7: none fits
-    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 7, cars: 0 }); // cars wait for prices: wait for room
+    b.settle([...car("a", 1, 0), ...car("b", 1, 0), ...car("c", 1, 0), ...car("d", 1, 0), part(9, "e", 0)]); // four cars complete at 1
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 1, cars: 0 });
+    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 1, cars: 0 }); // cars wait for prices: wait for room
     expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4 }); // the whole bound is free: they go
   });
 });

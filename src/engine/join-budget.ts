@@ -1,37 +1,46 @@
 // How far a partition's join may go this tick, so that the cars waiting for prices stay within
 // PRICE_MAX_WAITING_CARS (SPEC §5). Pure: parts in, a safe time out.
 //
-// Parts reach the join when the safe time passes them (src/join/safe-time.ts), and the parts
-// of one car complete it at most once. So the room for cars (the bound minus the cars waiting)
-// is spent on distinct cars: the join's safe time is the partition's safe time, lowered so that
-// no more distinct cars than the room have parts below it. Lowering it by timestamp, never
-// inside one, keeps rule 2 of the safe time ("every part below it was joined, none at or
-// above it"), which the committed positions rely on (lane-position.ts).
+// Parts reach the join when the safe time passes them (src/join/safe-time.ts). So the room for
+// cars (the bound minus the cars waiting) is spent on the cars that parts below the join's safe
+// time can complete: it is the partition's safe time, lowered so that they are at most the
+// room. Lowering it by timestamp, never inside one, keeps rule 2 of the safe time ("every part
+// below it was joined, none at or above it"), which the committed positions rely on
+// (lane-position.ts).
+//
+// Which cars can complete is judged from slots: the slots each open car has joined (the
+// workers report them for every car a tick touched), plus those of its parts still waiting. A car
+// whose joined slots are unknown (restored after a restart) may complete with any part, and
+// so may every record handed over in the same tick (not decoded yet): the room is never
+// overspent, only sometimes underspent for a tick. A part past its car's window that opens a
+// new one is counted as if it joined the old: also an overestimate.
 //
 // One exception keeps it live: the cars of one timestamp cannot be split, so when the first
-// timestamp alone has more cars than the whole bound (the room when nothing waits for
-// prices), its parts go through at once: waiting for more room would wait forever.
-//
-// The parts waiting in the join workers are mirrored here by timestamp and carId (the workers
-// report the parts they took in each tick). The records handed over in the same tick are not
-// decoded yet: each counts as a car of its own, so the room is never overspent, only sometimes
-// underspent by a tick.
+// timestamp alone can complete more cars than the whole bound (the room when nothing waits
+// for prices), its parts go through at once: waiting for more room would wait forever.
+import { ALL_SLOTS } from "../join/car.ts";
 
-/** A part that started waiting in a join worker: its timestamp and car. */
+/** A part that started waiting in a join worker: its timestamp, car and slot (0–6). */
 export interface TakenPart {
   timestamp: number;
   carId: string;
+  slot: number;
 }
 
 export class JoinBudget {
   /** The waiting parts, ascending by timestamp from `head`. */
   private waiting: TakenPart[] = [];
   private head = 0;
+  /** Slots joined per open car (a bitmask), as far as known. */
+  private readonly joined = new Map<string, number>();
+  /** Open cars restored from the changelog: their joined slots are not known here. */
+  private readonly unknown = new Set<string>();
   /** The join's safe time: never decreases. */
   private value: number;
 
-  constructor(floor = Number.NEGATIVE_INFINITY) {
+  constructor(floor = Number.NEGATIVE_INFINITY, restoredCars: Iterable<string> = []) {
     this.value = floor;
+    for (const carId of restoredCars) this.unknown.add(carId);
   }
 
   get safeTime(): number {
@@ -44,32 +53,35 @@ export class JoinBudget {
 
   /**
    * The join's safe time for this tick: `safeTime` if the parts below it (the waiting ones and
-   * the `handed` records' timestamps) are of at most `room` cars; else the first timestamp at
-   * which they would be more, but never lower than before. `bound`: the room when no car waits
-   * (the exception above). `cars`: how many cars may complete below it.
+   * the `handed` records' timestamps) can complete at most `room` cars; else the first
+   * timestamp at which they could complete more, but never lower than before. `bound`: the room
+   * when no car waits (the exception above). `cars`: how many may complete below it.
    */
-  advance(safeTime: number, room: number, handed: readonly number[], bound = room): { safeTime: number; cars: number } {
+  advance(safeTime: number, room: number, handed: readonly number[], bound: number): { safeTime: number; cars: number } {
     const target = Math.max(safeTime, this.value);
     const extra = [...handed].sort((a, b) => a - b);
-    const carsBelow = (t: number) => this.walk(extra, t, Number.POSITIVE_INFINITY).cars;
-    if (target === this.value) return { safeTime: this.value, cars: carsBelow(this.value) };
+    if (target === this.value) return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
     const { cars, overflowAt } = this.walk(extra, target, room);
     if (overflowAt === undefined) {
       this.value = target;
       return { safeTime: this.value, cars };
     }
     if (overflowAt > this.value) this.value = overflowAt;
-    else if (room >= bound) {
-      // The first timestamp's cars do not fit even in the whole bound: let them through.
-      const next = this.firstAbove(extra, overflowAt);
-      this.value = Math.min(next, target);
-    }
-    return { safeTime: this.value, cars: carsBelow(this.value) };
+    else if (room >= bound) this.value = Math.min(this.firstAbove(extra, overflowAt), target);
+    return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
   }
 
-  /** After the tick: the parts the workers took in, then drops those that left (below the join's safe time). */
-  settle(taken: readonly TakenPart[]): void {
+  /**
+   * After the tick: the parts the workers took in, the slots of the cars the tick touched
+   * (none open: forgotten), and the parts that left (below the join's safe time) dropped.
+   */
+  settle(taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[] = []): void {
     for (const p of taken) this.insert(p);
+    for (const { carId, slots } of touched) {
+      this.unknown.delete(carId);
+      if (slots === 0) this.joined.delete(carId);
+      else this.joined.set(carId, slots);
+    }
     let h = this.head;
     while (h < this.waiting.length && this.waiting[h]!.timestamp < this.value) h++;
     this.head = h;
@@ -83,13 +95,12 @@ export class JoinBudget {
   }
 
   /**
-   * Walks waiting ∪ extra (each extra record a car of its own) in timestamp order below
-   * `until`, counting distinct cars; stops at the first timestamp whose cars would make more
-   * than `room` (`overflowAt`).
+   * Walks waiting ∪ extra in timestamp order below `until`, counting the cars that become
+   * complete; stops at the first timestamp whose cars would make more than `room`.
    */
   private walk(extra: readonly number[], until: number, room: number): { cars: number; overflowAt?: number } {
-    const seen = new Set<string>();
-    let anonymous = 0;
+    const slots = new Map<string, number>();
+    let cars = 0;
     let i = this.head;
     let j = 0;
     let groupTs = Number.NaN;
@@ -98,17 +109,28 @@ export class JoinBudget {
       const a = i < this.waiting.length ? this.waiting[i]!.timestamp : Number.POSITIVE_INFINITY;
       const b = j < extra.length ? extra[j]! : Number.POSITIVE_INFINITY;
       const t = Math.min(a, b);
-      if (!(t < until)) return { cars: seen.size + anonymous };
+      if (!(t < until)) return { cars };
       if (t !== groupTs) {
         groupTs = t;
-        beforeGroup = seen.size + anonymous;
+        beforeGroup = cars;
       }
-      if (a <= b) seen.add(this.waiting[i++]!.carId);
-      else {
-        anonymous++;
+      if (a <= b) {
+        const p = this.waiting[i++]!;
+        const before = slots.get(p.carId) ?? (this.unknown.has(p.carId) ? -1 : (this.joined.get(p.carId) ?? 0));
+        if (before === -1) {
+          // Unknown slots: it may complete now, once.
+          slots.set(p.carId, ALL_SLOTS);
+          cars++;
+        } else if (before !== ALL_SLOTS) {
+          const after = before | (1 << p.slot);
+          slots.set(p.carId, after);
+          if (after === ALL_SLOTS) cars++;
+        }
+      } else {
+        cars++;
         j++;
       }
-      if (seen.size + anonymous > room) return { cars: beforeGroup, overflowAt: groupTs };
+      if (cars > room) return { cars: beforeGroup, overflowAt: groupTs };
     }
   }
 

@@ -8,11 +8,12 @@
 // its parts in event-time order once they are below p's safe time (src/join/safe-time.ts).
 //
 // Rules.
-//  1. Announcement. Every transaction of q that moved q's stage-1 watermark W_q writes, after
-//     everything else it re-keys, a marker carrying W_q to every partition of every
+//  1. Announcement. Every transaction of q that moved q's announced watermark A_q writes, after
+//     everything else it re-keys, a marker carrying A_q to every partition of every
 //     repartition topic (p = q included). Stage 1 releases in timestamp order, so every record
-//     q keeps or re-keys later has a timestamp >= W_q, late records aside (that is what the
-//     watermark means: merge.ts). A marker comes after the records it covers in the same
+//     q keeps or re-keys later has a timestamp >= A_q = max(largest released − IDLE_GRACE_MS,
+//     the idle advance), late records aside (merge.ts: producers may append out of timestamp
+//     order by up to the grace). A marker comes after the records it covers in the same
 //     topic-partition, and read_committed readers see it only with them.
 //  2. Safe time of p = the smallest marker heard, over every (role, source partition): the
 //     latest marker read from each of the 4 × N repartition topic-partitions p reads, per
@@ -23,7 +24,7 @@
 //     at or above its last committed announcement).
 //  3. Floor and own input. After a restart the safe time starts at the one committed with the
 //     offsets (src/engine/lane-position.ts): the parts below it were joined before. It never
-//     passes the task's own stage-1 watermark: a restarted task reads again the parts of its
+//     passes the task's own announced watermark: a restarted task reads again the parts of its
 //     own input that were waiting when it stopped, while the markers it wrote before the
 //     restart (still in the repartition topics after the committed positions) may already be
 //     read again; its watermark, rebuilt from the records it releases, stays below the parts

@@ -139,6 +139,7 @@ export class TaskManager {
       let joinStates = 0;
       let waitingCars = 0;
       const loading: Promise<void>[] = [];
+      const restoredCars = new Map<number, string[]>();
       for (const restored of await changelog.restore(partitions)) {
         const entries: [string, Uint8Array][] = [];
         for (const [key, value] of restored.entries) {
@@ -155,6 +156,10 @@ export class TaskManager {
           }
         }
         joinStates += entries.length;
+        restoredCars.set(
+          restored.partition,
+          entries.map(([carId]) => carId),
+        );
         // All partitions' states go to the workers at once: each worker decodes its share
         // of every partition while the main thread goes on with the next one.
         loading.push(join.restore(restored.partition, entries));
@@ -170,7 +175,7 @@ export class TaskManager {
           const c = committed.get(`${topic}:${task.partition}`);
           positions.set(i, decodePosition(c?.offset ?? "0", c?.metadata));
         });
-        task.rewind(positions);
+        task.rewind(positions, restoredCars.get(task.partition));
         this.retries.delete(task.partition);
       }
       this.observer.restored(partitions, clock.now() - t0, joinStates, waitingCars);
@@ -214,16 +219,18 @@ export class TaskManager {
 
   /** After a tick: each task learns what still waits in the join workers (merged over workers) and sets its positions. */
   settle(results: readonly JoinTaskResult[]): void {
-    const merged = new Map<number, { lowest: number[]; pending: number; taken: JoinTaskResult["progress"][number]["taken"] }>();
+    type Progress = JoinTaskResult["progress"][number];
+    const merged = new Map<number, { lowest: number[]; pending: number; taken: Progress["taken"]; touched: Progress["touched"] }>();
     for (const r of results) {
       for (const p of r.progress) {
         const m = merged.get(p.partition);
         if (m === undefined) {
-          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending, taken: p.taken });
+          merged.set(p.partition, { lowest: [...p.lowestPending], pending: p.pending, taken: p.taken, touched: p.touched });
           continue;
         }
         m.pending += p.pending;
         for (const t of p.taken) m.taken.push(t);
+        for (const t of p.touched) m.touched.push(t);
         p.lowestPending.forEach((o, i) => {
           if (o >= 0 && (m.lowest[i]! < 0 || o < m.lowest[i]!)) m.lowest[i] = o;
         });
@@ -231,7 +238,7 @@ export class TaskManager {
     }
     for (const task of this.running()) {
       const m = merged.get(task.partition);
-      if (m !== undefined) task.settle(m.lowest, m.pending, m.taken);
+      if (m !== undefined) task.settle(m.lowest, m.pending, m.taken, m.touched);
     }
   }
 

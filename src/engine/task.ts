@@ -113,7 +113,7 @@ export class PartitionTask {
    * topic-partitions whoever paused them, and takes over what the previous owner handed over
    * and joined (lane-position.ts).
    */
-  rewind(committed: ReadonlyMap<number, LanePosition>): void {
+  rewind(committed: ReadonlyMap<number, LanePosition>, restoredCars: Iterable<string> = []): void {
     this.group.clear();
     this.hopLanes = INPUT_ROLES.map(() => []);
     this.gate.releaseAll();
@@ -129,7 +129,7 @@ export class PartitionTask {
     });
     this.replaySafeTime = floor;
     this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
-    this.budget = new JoinBudget(floor);
+    this.budget = new JoinBudget(floor, restoredCars);
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
     this.state = "running";
@@ -170,7 +170,7 @@ export class PartitionTask {
    */
   drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; cars: number } {
     const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
-    const { records: released, watermark } = this.group.drain(limit, until);
+    const { records: released } = this.group.drain(limit, until);
     if (released.length > 0) this.hooks.released(released);
     const out: TickRecord[] = [];
     for (const { role, record } of released) {
@@ -200,12 +200,13 @@ export class PartitionTask {
       }
       this.hopLanes[r] = [];
     });
-    this.collector.announce(watermark);
+    const announced = this.group.announcedWatermark();
+    this.collector.announce(announced);
     for (const role of INPUT_ROLES) if (this.gate.isPaused(role)) this.gate.setLaneFull(role, this.group.isFull(role));
     this.handed = out;
     this.handedIndex = undefined;
     const handed = out.map((r) => r.record.timestamp);
-    return { records: out, ...this.budget.advance(this.safeTime.advance(watermark), room, handed, bound) };
+    return { records: out, ...this.budget.advance(this.safeTime.advance(announced), room, handed, bound) };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
@@ -235,10 +236,10 @@ export class PartitionTask {
    * over workers). Sets every lane's position to commit (lane-position.ts): the first record
    * not done, the handed-over position, and the safe time the tick joined up to.
    */
-  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[]): void {
+  settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[]): void {
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
-    this.budget.settle(taken);
+    this.budget.settle(taken, touched);
     const safeTime = this.budget.safeTime;
     if (safeTime > this.settledSafeTime && this.pendingParts + taken.length > 0) this.collector.progressed();
     this.settledSafeTime = safeTime;

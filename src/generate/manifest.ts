@@ -59,7 +59,7 @@ export interface ManifestCounts {
   /** Valid parts written with a wrong clock: each is one FUTURE_TIMESTAMP / BAD_TIMESTAMP dead letter. */
   futureStamped: number;
   badTimestamp: number;
-  /** Records by what their key is (malformed records are keyed by carId). */
+  /** Records by what their key is. */
   keying: Record<Keying, number>;
   /** carIds whose valid parts (wrong clocks left out) landed on more than one partition number: they need the re-keying hop. */
   carsSpanningPartitions: number;

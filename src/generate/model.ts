@@ -10,6 +10,7 @@ import {
   type DeadLetterClass,
   type Engine,
   type InputRole,
+  ROLE_INDEX,
   type MissingKind,
   type Part,
   type PartKind,
@@ -128,7 +129,7 @@ export function runModel(records: readonly ModelRecord[], rules: ModelRules): Mo
   const cars: ModelCar[] = [];
   let absorbed = 0;
   for (const [carId, parts] of byCar) {
-    parts.sort((a, b) => a.record.timestamp - b.record.timestamp || a.record.seq - b.record.seq);
+    parts.sort((a, b) => engineOrder(a.record, b.record));
     let open: Open | undefined;
     const emitted: Array<{ car: ModelCar; ids: Set<string> }> = [];
     const emit = (o: Open, at: number) => {
@@ -177,6 +178,22 @@ export function runModel(records: readonly ModelRecord[], rules: ModelRules): Mo
   cars.sort((a, b) => a.firstPartAt - b.firstPartAt || (a.carId < b.carId ? -1 : a.carId > b.carId ? 1 : 0));
   deadLetters.sort((a, b) => a.seq - b.seq);
   return { cars, deadLetters, fates, absorbed };
+}
+
+/**
+ * The order in which the engine processes one car's parts: by timestamp (SPEC §4), and on a tie
+ * by role (body, engine, remote control, wheel), then by where the producer wrote the record
+ * (partition, then offset). The engine can only break ties by what travels with a record
+ * through the repartition hop, never by arrival, so its outcome is a function of the log alone;
+ * on a tie this decides which of two conflicting parts wins and the order of a car's wheels.
+ */
+export function engineOrder(a: ModelRecord, b: ModelRecord): number {
+  return a.timestamp - b.timestamp || ROLE_INDEX[a.role] - ROLE_INDEX[b.role] || a.partition - b.partition || compareOffsets(a.offset, b.offset);
+}
+
+/** Kafka offsets as decimal text (no leading zeros), compared as numbers: "9" < "10". */
+function compareOffsets(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /**

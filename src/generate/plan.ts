@@ -28,7 +28,7 @@ export interface PlanOptions {
   malformedRate: number;
   /** Fraction of parts carrying an unknown extra field. */
   extraFieldRate: number;
-  /** Keys of valid parts (malformed records are keyed by carId). */
+  /** Keys of every record, malformed ones included (their partId is the one they spoil). */
   keyBy: KeyBy;
   /** Valid parts stamped `futureAheadMs` ahead of the wall clock, one on each of that many random cars. */
   futureStamped: number;
@@ -250,8 +250,9 @@ export function buildPlan(o: PlanOptions): Plan {
           carIndex: i,
           carId,
           role: m.role,
-          key: m.key,
-          keying: "carId",
+          // Keyed as the run keys its parts (the partId of the part it spoils): a record whose
+          // value cannot be read is a dead letter whatever its key, with its own coordinates.
+          ...keyOf(`${carId}-X`),
           value: m.value,
           intent: "malformed",
           opensCar: false,

@@ -31,6 +31,13 @@
 // timestamp and its append. The clock enters only through evidence: if fetches and probes
 // stop (broker down), caughtUpAt stops and so does the watermark.
 //
+// Announced watermark (for the repartition hop, src/engine/safe-time.ts): what this group
+// promises about the records it releases later. The largest timestamp released only bounds
+// them up to the producers' disorder: records appended out of timestamp order by up to
+// idleGraceMs (the grace SPEC §4 allows between a record's timestamp and its append) are not
+// late. So it is max(largest released − idleGraceMs, the idle advance), which the idle advance
+// keeps at the clock − idleGraceMs while the group is caught up.
+//
 // Bound. isFull(role) once a lane holds maxBufferedPerTopic records: the caller pauses that
 // topic-partition and resumes it when isFull turns false after a drain.
 import type { InputRole } from "../domain.ts";
@@ -95,6 +102,8 @@ export class PartitionGroup<R extends Timestamped> {
   /** Indexed in role order, which is also the tie order. */
   private lanes: Lane<R>[] = [];
   private watermark = Number.NEGATIVE_INFINITY;
+  private largestReleased = Number.NEGATIVE_INFINITY;
+  private idleAdvance = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: MergeOptions) {
     this.clear();
@@ -140,6 +149,11 @@ export class PartitionGroup<R extends Timestamped> {
     return this.watermark;
   }
 
+  /** No record released from now on is stamped below this, unless a producer broke the grace (see the header). */
+  announcedWatermark(): number {
+    return Math.max(this.largestReleased - this.options.idleGraceMs, this.idleAdvance);
+  }
+
   stats(): LaneStats[] {
     return this.lanes.map((l) => ({ role: l.role, buffered: l.size, lastFetchAt: l.lastFetchAt, caughtUpAt: l.caughtUpAt, caughtUp: l.caughtUp() }));
   }
@@ -168,6 +182,7 @@ export class PartitionGroup<R extends Timestamped> {
       best.head++;
       out.push({ role: best.role, record: bestRecord });
       if (bestRecord.timestamp > this.watermark) this.watermark = bestRecord.timestamp;
+      if (bestRecord.timestamp > this.largestReleased) this.largestReleased = bestRecord.timestamp;
     }
     let idle = true;
     let evidence = Number.POSITIVE_INFINITY;
@@ -176,7 +191,8 @@ export class PartitionGroup<R extends Timestamped> {
       if (!lane.caughtUp()) idle = false;
       else if (lane.caughtUpAt < evidence) evidence = lane.caughtUpAt;
     }
-    if (idle && evidence - this.options.idleGraceMs > this.watermark) this.watermark = evidence - this.options.idleGraceMs;
+    if (idle && evidence - this.options.idleGraceMs > this.idleAdvance) this.idleAdvance = evidence - this.options.idleGraceMs;
+    if (this.idleAdvance > this.watermark) this.watermark = this.idleAdvance;
     return { records: out, watermark: this.watermark };
   }
 

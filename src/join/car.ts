@@ -25,7 +25,7 @@ const ENGINE = 1;
 const REMOTE = 2;
 const WHEEL0 = 3;
 const SLOTS = 7;
-const ALL_SLOTS = (1 << SLOTS) - 1;
+export const ALL_SLOTS = (1 << SLOTS) - 1;
 /** A bit beside the slots: some segment is JSON (holds() then looks at those too). */
 const HAS_JSON = 1 << SLOTS;
 const PLAIN = 0x10;
@@ -182,7 +182,8 @@ export function packParts(carId: string, parts: ReadonlyArray<{ kind: PartKind; 
   return car.parts;
 }
 
-function slotOf(kind: PartKind, part: Part): number {
+/** A part's slot in its car: 0 body, 1 engine, 2 remote control, 3–6 the wheels by placement. */
+export function slotOf(kind: PartKind, part: Part): number {
   // (undefined only for a wheel with no valid placement: parts here are validated)
   switch (kind) {
     case "BODY":

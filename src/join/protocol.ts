@@ -87,7 +87,9 @@ export interface PartitionProgress {
   lowestPending: number[];
   pending: number;
   /** The parts that started waiting in this task, as timestamp and carId (src/engine/join-budget.ts mirrors them). */
-  taken: { timestamp: number; carId: string }[];
+  taken: { timestamp: number; carId: string; slot: number }[];
+  /** The cars this task touched, with the slots their open window holds now (0: none open). */
+  touched: { carId: string; slots: number }[];
 }
 
 export interface JoinTaskResult {

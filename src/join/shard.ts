@@ -27,7 +27,7 @@
 // complete car, the window end for an incomplete one. Dedup memory runs from assembledAt.
 import type { Car, Part, PartKind } from "../domain.ts";
 import { deadLetterReason, situationFor } from "../domain.ts";
-import { OpenCar } from "./car.ts";
+import { ALL_SLOTS, OpenCar } from "./car.ts";
 import type { CarState, RecentCar } from "./state.ts";
 import { TimerHeap } from "./timers.ts";
 
@@ -86,6 +86,11 @@ export class JoinShard {
   /** Whether the carId has state (an open window or remembered partIds): a live changelog entry. */
   holds(carId: string): boolean {
     return this.cars.has(carId);
+  }
+
+  /** The slots a carId's open window has filled (bit s = slot s), 0 when it has none. */
+  openSlots(carId: string): number {
+    return (this.cars.get(carId)?.open?.slots ?? 0) & ALL_SLOTS;
   }
 
   openCars(): number {

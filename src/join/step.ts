@@ -14,6 +14,7 @@ import { decodePart, keyIsCarId } from "../ingest/decode.ts";
 import type { InputRole } from "../domain.ts";
 import { INPUT_ROLES, ROLE_INDEX } from "../domain.ts";
 import type { UnpackedRecord } from "./batch.ts";
+import { slotOf } from "./car.ts";
 import { encodeCarState } from "./codec.ts";
 import type { JoinOutput, PartitionProgress } from "./protocol.ts";
 import { partitionOfKey, partitionOf } from "./route.ts";
@@ -59,7 +60,7 @@ export function joinStep(
         continue;
       }
     }
-    taken.push({ timestamp: r.timestamp, carId });
+    taken.push({ timestamp: r.timestamp, carId, slot: slotOf(decoded.kind, decoded.part) });
     buffer.add({
       part: decoded.part,
       kind: decoded.kind,
@@ -100,11 +101,13 @@ export function joinStep(
   const closing = shard.onWatermark(safeTime);
   for (const e of closing) if (e.type === "state" && !states.has(e.carId)) written.add(e.carId);
   collect(closing);
+  const touched: PartitionProgress["touched"] = [];
   for (const [carId, state] of states) {
+    touched.push({ carId, slots: shard.openSlots(carId) });
     if (state === null && !written.has(carId)) continue;
     outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
   }
-  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken };
+  return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken, touched };
 }
 
 function deadLetter(partition: number, r: UnpackedRecord, options: StepOptions, reason: string): JoinOutput {

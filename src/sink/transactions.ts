@@ -99,8 +99,8 @@ export class PartitionSink {
   async commit(records: readonly OutRecord[], offsets: readonly ConsumedOffset[]): Promise<void> {
     if (records.length === 0 && offsets.length === 0) return;
     // The coordinator refuses a transaction's partitions while it still writes the markers of
-    // the previous one (CONCURRENT_TRANSACTIONS; the Java producer retries it). Nothing of this
-    // one committed then (EndTxn was not sent): abort it and send it again.
+    // the previous one (CONCURRENT_TRANSACTIONS; the Java producer retries it). Refused before
+    // EndTxn, nothing of this one committed: abort it and send it again.
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.commitOnce(records, offsets);
@@ -115,6 +115,10 @@ export class PartitionSink {
     const producer = this.producer;
     if (!producer) throw new Error(`sink ${this.transactionalId} is not open`);
     const tx = await producer.transaction();
+    // Only an error before EndTxn leaves a known outcome once aborted. EndTxn itself may have
+    // committed before its answer was lost (kafkajs retries it, and a retry can then meet
+    // CONCURRENT_TRANSACTIONS): sending the records again would commit them twice.
+    let ending = false;
     try {
       const writing = (async () => {
         for (const topicMessages of sendRounds(records)) await tx.sendBatch({ acks: -1, topicMessages });
@@ -123,6 +127,7 @@ export class PartitionSink {
           for (const o of offsets) topics.set(o.topic, [...(topics.get(o.topic) ?? []), { partition: o.partition, offset: o.offset, metadata: o.metadata }]);
           await tx.sendOffsets({ consumerGroupId: this.groupId, topics: [...topics].map(([topic, partitions]) => ({ topic, partitions })) });
         }
+        ending = true;
         await tx.commit();
       })();
       // A commit that takes this long is treated as failed (outcome unknown): the caller
@@ -134,7 +139,7 @@ export class PartitionSink {
         () => false,
       );
       if (isFenced(e)) throw new FencedError(`${this.transactionalId} was fenced by a newer owner: ${(e as Error).message}`);
-      if (aborted && isConcurrentTransactions(e)) throw new ConcurrentTransactionError(e);
+      if (aborted && !ending && isConcurrentTransactions(e)) throw new ConcurrentTransactionError(e);
       throw e;
     }
   }

@@ -4,7 +4,7 @@ import type { KafkaSettings, PriceApiSettings, Topics } from "../../src/config.t
 import { loadSettings, priceApiSpec, topicsOf } from "../../src/config.ts";
 import { generate, type Manifest } from "../../src/generate/index.ts";
 import { startPriceApi, type RunningPriceApi } from "../../src/price-api/server.ts";
-import { compare, type Report } from "../../src/verify/compare.ts";
+import { compare, type FoundRecord, type Report } from "../../src/verify/compare.ts";
 import { readOutputs } from "../../src/verify/reader.ts";
 import { formatReport } from "../../src/verify/report.ts";
 import { freshTopics, type FreshTopicsOptions } from "./kafka.ts";
@@ -42,6 +42,15 @@ export async function stack(
 }
 
 export async function verifyOutputs(kafka: KafkaSettings, manifest: Manifest, opts: { allowFailedPrice?: boolean; timeoutMs?: number } = {}): Promise<Report> {
+  return (await verifyAndRead(kafka, manifest, opts)).report;
+}
+
+/** verifyOutputs, also returning the output records it judged (to compare two runs' outputs). */
+export async function verifyAndRead(
+  kafka: KafkaSettings,
+  manifest: Manifest,
+  opts: { allowFailedPrice?: boolean; timeoutMs?: number } = {},
+): Promise<{ report: Report; records: FoundRecord[] }> {
   const topics = topicsOf(kafka);
   const expected = manifest.cars.length + manifest.deadLetters.length;
   const read = await readOutputs(kafka, [topics.completed, topics.incomplete, topics.dlq], {
@@ -52,7 +61,7 @@ export async function verifyOutputs(kafka: KafkaSettings, manifest: Manifest, op
   });
   const report = compare(manifest, read.records, { allowFailedPrice: opts.allowFailedPrice ?? false });
   if (!report.ok) console.error(formatReport(report));
-  return report;
+  return { report, records: read.records };
 }
 
 /** Waits until the engine reports as many committed outputs as the manifest expects (or time is up). */
