@@ -391,7 +391,12 @@ export const generatorSpec = {
   dupRate: num("DUP_RATE", 0, 0, 1, "fraction of cars with one part delivered twice"),
   conflictRate: num("CONFLICT_RATE", 0, 0, 1, "fraction of cars with a second part for a filled slot"),
   malformedRate: num("MALFORMED_RATE", 0, 0, 1, "fraction of cars with one malformed record"),
-  keyBy: oneOf<KeyBy>("KEY_BY", "carId", KEY_BY, "record keys: carId, partId, none (no key), or mixed (each record picks one); malformed records are keyed the same way"),
+  keyBy: oneOf<KeyBy>(
+    "KEY_BY",
+    "carId",
+    KEY_BY,
+    "record keys: carId, partId, none (no key), or mixed (each record picks one); malformed records are keyed the same way",
+  ),
   futureStamped: int(
     "FUTURE_STAMPED",
     0,
