@@ -14,6 +14,15 @@
 //    (the join worker decides, it decodes); a re-keyed or dead-lettered one is skipped;
 //  - at or above handedOver: new.
 // Offsets committed without metadata (older versions) mean: everything below was done.
+//
+// The same position is also written to the changelog (key `o/<topic>`), in the same
+// transaction, and read from there first. A new owner reads the group's committed offsets
+// right after fencing the previous owner, but kafkajs's OffsetFetch (v4) cannot ask for
+// stable offsets (KIP-447's require_stable): the coordinator may still answer the offsets
+// from before the previous owner's last transaction, whose records are already visible —
+// and the new owner then re-keyed parts that transaction had re-keyed (seen in the
+// two-instance test). The changelog is read up to its last stable offset, which the fence
+// has moved past that transaction.
 
 export interface LanePosition {
   /** The offset Kafka commits: the first record not done (or the next one to read). */
@@ -26,6 +35,22 @@ export interface LanePosition {
 
 export function encodePosition(handedOver: string, safeTime: number): string {
   return JSON.stringify({ handedOver, safeTime: Number.isFinite(safeTime) ? safeTime : null });
+}
+
+/** The changelog value of a lane's position: the offset and the metadata. */
+export function encodeStoredPosition(offset: string, metadata: string): string {
+  return JSON.stringify({ offset, metadata });
+}
+
+/** Reads a changelog position; undefined when it is not one. */
+export function decodeStoredPosition(value: Uint8Array): LanePosition | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("utf8")) as { offset?: unknown; metadata?: unknown };
+    if (typeof v.offset !== "string" || !/^\d+$/.test(v.offset) || typeof v.metadata !== "string") return undefined;
+    return decodePosition(v.offset, v.metadata);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads a committed offset and its metadata; metadata that is absent or not ours means nothing is being replayed. */

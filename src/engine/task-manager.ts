@@ -7,7 +7,7 @@
 // order (the offsets are final only once the previous owner is fenced).
 import type { Car } from "../domain.ts";
 import { INPUT_ROLES, LANES } from "../domain.ts";
-import { decodePosition, type LanePosition } from "./lane-position.ts";
+import { decodePosition, decodeStoredPosition, type LanePosition } from "./lane-position.ts";
 import type { JoinOutput, JoinTaskResult } from "../join/index.ts";
 import { joinKey, parseKey, priceKey } from "../state/index.ts";
 import { decodeWaitingCar, encodeWaitingCar } from "../state/index.ts";
@@ -140,12 +140,16 @@ export class TaskManager {
       let waitingCars = 0;
       const loading: Promise<void>[] = [];
       const restoredCars = new Map<number, string[]>();
+      const storedPositions = new Map<string, LanePosition>();
       for (const restored of await changelog.restore(partitions)) {
         const entries: [string, Uint8Array][] = [];
         for (const [key, value] of restored.entries) {
           const k = parseKey(key);
           if (k?.kind === "join") entries.push([k.carId, value]);
-          else if (k?.kind === "price") {
+          else if (k?.kind === "position") {
+            const position = decodeStoredPosition(value);
+            if (position !== undefined) storedPositions.set(`${k.topic}:${restored.partition}`, position);
+          } else if (k?.kind === "price") {
             const w = decodeWaitingCar(value);
             this.pricingOwner.set(key, { partition: restored.partition, since: clock.now() });
             // The deadline counts time an engine spent trying to price the car: a restored
@@ -173,7 +177,8 @@ export class TaskManager {
         LANES.forEach((lane, i) => {
           const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
           const c = committed.get(`${topic}:${task.partition}`);
-          positions.set(i, decodePosition(c?.offset ?? "0", c?.metadata));
+          // The changelog's copy first: the group's offsets may not show the last transaction yet (lane-position.ts).
+          positions.set(i, storedPositions.get(`${topic}:${task.partition}`) ?? decodePosition(c?.offset ?? "0", c?.metadata));
         });
         task.rewind(positions, restoredCars.get(task.partition));
         this.retries.delete(task.partition);

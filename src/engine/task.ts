@@ -10,7 +10,8 @@ import { INPUT_ROLES, LANES, ROLE_INDEX, deadLetterReason, laneIndex } from "../
 import { PartitionGroup, type LaneStats, type Released } from "../ingest/index.ts";
 import type { JoinOutput, RawRecord, TickRecord } from "../join/index.ts";
 import { KEY_HEADER, ORIGIN_HEADER, RecordCollector, WATERMARK_HEADER, type CollectorTopics, type CommitBatch } from "./collector.ts";
-import { decodePosition, encodePosition, type LanePosition } from "./lane-position.ts";
+import { decodePosition, encodePosition, encodeStoredPosition, type LanePosition } from "./lane-position.ts";
+import { positionKey } from "../state/index.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";
 import { JoinBudget, type TakenPart } from "./join-budget.ts";
@@ -254,6 +255,7 @@ export class PartitionTask {
       this.positions[i] = key;
       const topic = lane.route === "direct" ? this.options.topics[lane.role] : this.options.topics.repartition[lane.role];
       this.collector.consumed(topic, String(offset), metadata);
+      this.collector.state(positionKey(topic), Buffer.from(encodeStoredPosition(String(offset), metadata)));
     });
   }
 

@@ -1,12 +1,13 @@
 // The engine's state in Kafka: a compacted changelog topic, partitioned like the inputs. Key
 // `j/<carId>` holds a car's join state (open window, recently emitted partIds); key
-// `p/<carId>/<firstPartAt>` holds a car waiting for prices. A null value deletes the entry.
+// `p/<carId>/<firstPartAt>` holds a car waiting for prices; `o/<topic>` a lane's committed
+// position (src/engine/lane-position.ts). A null value deletes the entry.
 // Entries are written in the same transaction as the outputs and input offsets they go with.
 import { createRequire } from "node:module";
 import type { Kafka } from "kafkajs";
 import { CommittedFilter, readBatches, type AbortedTransaction, type Inflate } from "./record-batches.ts";
 
-export type ChangelogKey = { kind: "join"; carId: string } | { kind: "price"; carId: string; firstPartAt: number };
+export type ChangelogKey = { kind: "join"; carId: string } | { kind: "price"; carId: string; firstPartAt: number } | { kind: "position"; topic: string };
 
 export function joinKey(carId: string): string {
   return `j/${carId}`;
@@ -16,8 +17,14 @@ export function priceKey(carId: string, firstPartAt: number): string {
   return `p/${carId}/${firstPartAt}`;
 }
 
+/** A lane's position, kept in the changelog as well as with the group's offsets (lane-position.ts says why). */
+export function positionKey(topic: string): string {
+  return `o/${topic}`;
+}
+
 export function parseKey(key: string): ChangelogKey | undefined {
   if (key.startsWith("j/")) return { kind: "join", carId: key.slice(2) };
+  if (key.startsWith("o/")) return { kind: "position", topic: key.slice(2) };
   if (key.startsWith("p/")) {
     const slash = key.lastIndexOf("/");
     const firstPartAt = Number(key.slice(slash + 1));
