@@ -144,6 +144,7 @@ async function runEngine(
     changelog.joinTombstones +
     changelog.waitingValues +
     changelog.waitingTombstones +
+    changelog.positions +
     repartition.parts +
     repartition.markers;
   return {

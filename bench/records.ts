@@ -1,11 +1,12 @@
 // What the engine wrote besides its outputs, read back with read_committed: the changelog's
-// join states (`j/`) and waiting cars (`p/`), values and tombstones apart, and the records of
-// its repartition topics (parts not keyed by carId, written once more keyed by carId, and the
-// watermark announcements that travel with them).
-// Divided by the cars, it is the "records written per car" the produce path pays for.
+// join states (`j/`) and waiting cars (`p/`), values and tombstones apart, and lane positions
+// (`o/`); and its repartition topics' records: parts not keyed by carId, written once more
+// keyed by carId, and the watermark announcements that travel with them. Divided by the cars,
+// it is the "records written per car" the produce path pays for.
 import type { KafkaMessage } from "kafkajs";
 import { repartitionTopicsOf, type KafkaSettings } from "../src/config.ts";
 import { WATERMARK_HEADER } from "../src/engine/collector.ts";
+import { parseKey } from "../src/state/index.ts";
 import { createKafka } from "../src/kafka.ts";
 
 export interface ChangelogCounts {
@@ -13,14 +14,17 @@ export interface ChangelogCounts {
   joinTombstones: number;
   waitingValues: number;
   waitingTombstones: number;
+  /** Lane positions (`o/<topic>`), written with each transaction that moves a lane. */
+  positions: number;
 }
 
 export async function countChangelog(kafka: KafkaSettings, topic: string, timeoutMs = 120_000): Promise<ChangelogCounts> {
-  const counts: ChangelogCounts = { joinValues: 0, joinTombstones: 0, waitingValues: 0, waitingTombstones: 0 };
+  const counts: ChangelogCounts = { joinValues: 0, joinTombstones: 0, waitingValues: 0, waitingTombstones: 0, positions: 0 };
   await readToEnd(kafka, topic, timeoutMs, (m) => {
-    const join = m.key?.[0] === 0x6a; // "j"
-    if (m.value === null) join ? counts.joinTombstones++ : counts.waitingTombstones++;
-    else join ? counts.joinValues++ : counts.waitingValues++;
+    const kind = parseKey(m.key?.toString("utf8") ?? "")?.kind;
+    if (kind === "position") counts.positions++;
+    else if (kind === "join") m.value === null ? counts.joinTombstones++ : counts.joinValues++;
+    else m.value === null ? counts.waitingTombstones++ : counts.waitingValues++;
   });
   return counts;
 }

@@ -91,7 +91,7 @@ if (results.e2e) {
       if (c && r.recordsPerCar !== undefined)
         rows.push([
           what("records written per car"),
-          `${r.recordsPerCar} (per 1,000 cars: join state ${perThousand(c.joinValues)} + ${perThousand(c.joinTombstones)} deleted, waiting ${perThousand(c.waitingValues)} + ${perThousand(c.waitingTombstones)} deleted${r.repartition ? `, repartition ${perThousand(r.repartition.parts)} parts + ${perThousand(r.repartition.markers)} watermark markers` : ""})`,
+          `${r.recordsPerCar} (per 1,000 cars: join state ${perThousand(c.joinValues)} + ${perThousand(c.joinTombstones)} deleted, waiting ${perThousand(c.waitingValues)} + ${perThousand(c.waitingTombstones)} deleted, lane positions ${perThousand(c.positions)}${r.repartition ? `, repartition ${perThousand(r.repartition.parts)} parts + ${perThousand(r.repartition.markers)} watermark markers` : ""})`,
           "",
         ]);
     }
