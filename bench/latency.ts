@@ -92,7 +92,7 @@ export async function runLatency(
     const inputBegan = Date.now();
     const manifest = await generate({ cars: rate * seconds, seed: 9, rate, missingEngine: 0.01, skus: 20, batchSize: 200 }, kafka);
     const cpuPercent = cpu.end();
-    await waitForOutputs(e, manifest.cars.length + manifest.deadLetters.length, Date.now(), 120_000, () => {});
+    await waitForOutputs(e, { cars: manifest.cars.length, deadLetters: manifest.deadLetters.length }, Date.now(), 120_000, () => {});
     await Bun.sleep(1000);
     clearInterval(sampler);
     const stages = stageFigures(await fetch(`${e.url}/metrics`).then((r) => r.text()));

@@ -5,9 +5,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { resolve } from "node:path";
-import { benchSpec, kafkaBrokersGiven, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
+import { benchSpec, kafkaBrokersGiven, type KeyBy, kafkaSpec, loadOrExit, loadSettings, localBrokerSpec, processSource } from "../src/config.ts";
 import { brokerStatus, startBroker } from "../src/local/broker.ts";
-import { runE2e, type E2eResult } from "./e2e.ts";
+import { runE2e, type E2eResult, type EngineRun, type FailedRun } from "./e2e.ts";
 import { runLatency, WARMUP_S, type LatencyResult } from "./latency.ts";
 import { runMemory, type MemoryResult } from "./memory.ts";
 import { runMicro, type MicroResult } from "./micro.ts";
@@ -42,7 +42,8 @@ const results: {
 };
 const started = Date.now();
 if (parts.has("micro")) results.micro = await runMicro(log);
-if (parts.has("e2e")) results.e2e = await runE2e(kafka, settings.cars, settings.workers.split(",").map(Number), progress);
+if (parts.has("e2e"))
+  results.e2e = await runE2e(kafka, settings.cars, settings.workers.split(",").map(Number), [...new Set(settings.keyBy.split(",") as KeyBy[])], progress, log);
 if (parts.has("latency")) {
   results.latency = [];
   for (const rate of settings.latencyRates.split(",").map(Number))
@@ -54,6 +55,12 @@ if (parts.has("restore")) results.restore = await runRestore(kafka, settings.res
 process.stderr.write("\n");
 
 // ---- the table ------------------------------------------------------------------------
+/** CPU per car of `run` over `base`'s: the cost of the keying, much less dependent on the machine's other load than cars/s. */
+function cpuFactor(run: EngineRun | FailedRun, base: EngineRun | FailedRun): string {
+  if ("error" in run || "error" in base || !run.cpuSecondsPer1000Cars || !base.cpuSecondsPer1000Cars) return "";
+  return `, CPU per car × ${(run.cpuSecondsPer1000Cars / base.cpuSecondsPer1000Cars).toFixed(2)}`;
+}
+
 const rows: Row[] = [];
 const target = (ok: boolean, what: string) => `${ok ? "met" : "NOT met"} (${what})`;
 if (results.micro) {
@@ -67,20 +74,38 @@ if (results.e2e) {
   rows.push([`e2e: input`, `${e.cars.toLocaleString("en")} cars, ${e.records.toLocaleString("en")} records`, ""]);
   rows.push(["e2e: passthrough (ceiling)", `${e.passthroughRecordsPerSecond.toLocaleString("en")} records/s`, ""]);
   for (const r of e.engine) {
-    rows.push([
-      `e2e: engine, ${r.workers} worker(s)`,
-      `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`,
-      r.workers === 2 ? target(r.ratio >= 0.8, "≥ 0.8") : "",
-    ]);
-    if (r.cpuSecondsPer1000Cars !== undefined)
-      rows.push([`e2e: engine CPU (all threads), ${r.workers} worker(s)`, `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
-    const c = r.changelog;
-    if (c && r.recordsPerCar !== undefined)
+    // carId keying keeps the figure names it had before keyings were compared, so its previous runs still show.
+    const keys = { carId: "", partId: " keyed by partId", none: " with no keys", mixed: " with mixed keys" }[r.keyBy];
+    const what = (figure: string) => `e2e: ${figure}${keys}, ${r.workers} worker(s)`;
+    if ("error" in r) {
+      rows.push([what("engine"), `failed: ${r.error}`, ""]);
+    } else {
       rows.push([
-        `e2e: records written per car, ${r.workers} worker(s)`,
-        `${r.recordsPerCar} (per 1,000 cars: join state ${Math.round((c.joinValues / e.cars) * 1000)} + ${Math.round((c.joinTombstones / e.cars) * 1000)} deleted, waiting ${Math.round((c.waitingValues / e.cars) * 1000)} + ${Math.round((c.waitingTombstones / e.cars) * 1000)} deleted)`,
-        "",
+        what("engine"),
+        `${r.carsPerSecond.toLocaleString("en")} cars/s, ${r.recordsPerSecond.toLocaleString("en")} records/s, ÷ passthrough ${r.ratio}`,
+        r.workers === 2 && r.keyBy === "carId" ? target(r.ratio >= 0.8, "≥ 0.8") : "",
       ]);
+      if (r.cpuSecondsPer1000Cars !== undefined) rows.push([what("engine CPU (all threads)"), `${r.cpuSecondsPer1000Cars} CPU-s per 1,000 cars`, ""]);
+      const c = r.changelog;
+      const perThousand = (n: number) => Math.round((n / e.cars) * 1000);
+      if (c && r.recordsPerCar !== undefined)
+        rows.push([
+          what("records written per car"),
+          `${r.recordsPerCar} (per 1,000 cars: join state ${perThousand(c.joinValues)} + ${perThousand(c.joinTombstones)} deleted, waiting ${perThousand(c.waitingValues)} + ${perThousand(c.waitingTombstones)} deleted, lane positions ${perThousand(c.positions)}${r.repartition ? `, repartition ${perThousand(r.repartition.parts)} parts + ${perThousand(r.repartition.markers)} watermark markers` : ""})`,
+          "",
+        ]);
+    }
+    // Each other keying against carId at the same worker count, measured back to back.
+    const base = e.engine.find((b) => b.workers === r.workers && b.keyBy === "carId");
+    if (r.keyBy === "carId" || !base) continue;
+    const rate = (x: typeof r) => ("error" in x ? undefined : x.carsPerSecond);
+    const [mine, theirs] = [rate(r), rate(base)];
+    const ratio = mine !== undefined && theirs !== undefined && theirs > 0 ? Number((mine / theirs).toFixed(2)) : undefined;
+    rows.push([
+      `e2e: ${r.keyBy} ÷ carId keys, ${r.workers} worker(s)`,
+      ratio === undefined ? `none (the ${mine === undefined ? r.keyBy : "carId"} run failed)` : `${ratio} (cars/s)${cpuFactor(r, base)}`,
+      r.keyBy === "partId" ? target(ratio !== undefined && ratio >= 0.65, "≥ 0.65") : "",
+    ]);
   }
 }
 for (const [i, l] of (results.latency ?? []).entries()) {

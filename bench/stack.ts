@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import type { KafkaSettings, PriceApiSettings } from "../src/config.ts";
 import { loadSettings, priceApiSpec, topicsOf } from "../src/config.ts";
+import type { Situation } from "../src/domain.ts";
 import { createKafka, ensureTopics } from "../src/kafka.ts";
 import { EngineProcess } from "../src/local/engine-process.ts";
 import { startPriceApi, type RunningPriceApi } from "../src/price-api/server.ts";
@@ -30,19 +31,58 @@ export function engine(kafka: KafkaSettings, api: RunningPriceApi, name: string,
   );
 }
 
-/** Waits until the engine committed `expected` outputs; returns the seconds it took from `since`. */
-export async function waitForOutputs(e: EngineProcess, expected: number, since: number, timeoutMs: number, progress: (line: string) => void): Promise<number> {
+// The situations of output cars. Every other situation of rccar_records_out_total (dead letters,
+// records re-keyed to a repartition topic, ...) is not a car. A Record, so a new Situation
+// fails the typecheck here until it is listed.
+const IS_CAR: Record<Situation, true> = {
+  COMPLETED: true,
+  MISSING_BODY: true,
+  MISSING_ENGINE: true,
+  MISSING_REMOTE_CONTROL: true,
+  MISSING_WHEELS: true,
+  FAILED_GET_PRICE: true,
+};
+const isCar = (situation: string): situation is Situation => Object.hasOwn(IS_CAR, situation);
+
+/** What the generator's model says a run must output. */
+export interface ExpectedOutputs {
+  cars: number;
+  deadLetters: number;
+}
+
+/**
+ * Waits until the engine committed the expected cars and dead letters; returns the seconds it
+ * took from `since`. Dead letters never stand in for cars: more dead letters than the model
+ * expects means the engine dead-lettered parts that belong in cars (an engine that cannot
+ * re-key, for one), and the wait fails at once instead of finishing or waiting for cars that
+ * cannot come. It also fails when nothing moved (records in, cars, dead letters) for `stallMs`.
+ */
+export async function waitForOutputs(
+  e: EngineProcess,
+  expected: ExpectedOutputs,
+  since: number,
+  timeoutMs: number,
+  progress: (line: string) => void,
+  stallMs = 120_000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let last = 0;
+  let last = "";
+  let movedAt = Date.now();
   for (;;) {
     const m = await e.metrics();
-    const out = m ? Object.values(m.carsOut).reduce((a, b) => a + b, 0) + m.deadLetters : 0;
-    if (out !== last) {
-      last = out;
-      progress(`${out}/${expected} outputs, ${m?.recordsIn ?? 0} records in, RSS ${Math.round((m?.rssBytes ?? 0) / 1e6)} MB`);
+    const cars = m ? Object.entries(m.carsOut).reduce((n, [situation, count]) => n + (isCar(situation) ? count : 0), 0) : 0;
+    const dead = m?.deadLetters ?? 0;
+    const so = `${cars}/${expected.cars} cars, ${dead}/${expected.deadLetters} dead letters`;
+    const now = `${so}, ${m?.recordsIn ?? 0} records in`;
+    if (now !== last) {
+      last = now;
+      movedAt = Date.now();
+      progress(`${now}, RSS ${Math.round((m?.rssBytes ?? 0) / 1e6)} MB`);
     }
-    if (out >= expected) return (Date.now() - since) / 1000;
-    if (Date.now() > deadline) throw new Error(`engine ${e.name}: ${out}/${expected} outputs after ${timeoutMs} ms`);
+    if (dead > expected.deadLetters) throw new Error(`engine ${e.name}: dead-lettered parts that belong in cars (${so}; log ${logDir}/${e.name}.log)`);
+    if (cars >= expected.cars && dead >= expected.deadLetters) return (Date.now() - since) / 1000;
+    if (Date.now() - movedAt > stallMs) throw new Error(`engine ${e.name}: no progress for ${Math.round(stallMs / 1000)} s at ${so}`);
+    if (Date.now() > deadline) throw new Error(`engine ${e.name}: ${so} after ${Math.round(timeoutMs / 1000)} s`);
     await Bun.sleep(200);
   }
 }

@@ -472,6 +472,12 @@ export const benchSpec = {
   parts: str("BENCH_PARTS", "micro,e2e,latency,pricing,memory,restore", "which benchmarks to run", /^[a-z0-9,]+$/),
   cars: int("BENCH_CARS", 100_000, 100, 10_000_000, "cars preloaded for the end-to-end throughput run"),
   workers: str("BENCH_WORKERS", "1,2,4", "worker counts of the end-to-end runs", /^\d+(,\d+)*$/),
+  keyBy: str(
+    "BENCH_KEY_BY",
+    "carId,partId",
+    "keyings of the end-to-end runs, each on its own backlog of the same cars (carId is the baseline the others are divided by)",
+    /^(carId|partId|none|mixed)(,(carId|partId|none|mixed))*$/,
+  ),
   latencyRates: str(
     "BENCH_LATENCY_RATES",
     "1000,500,250,2000",
