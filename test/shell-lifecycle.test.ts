@@ -382,6 +382,27 @@ describe("shell: repartition hop (SPEC §9)", () => {
     expect(repartitioned(s).length).toBe(2);
   });
 
+  test("a copy of a re-keyed part in a repartition topic (origin offset already taken) is dropped, not joined again", async () => {
+    const s = shell({ partitions: TWO, instantPricing: true });
+    await owning(s, [0, 1]);
+    const carId = carOf(0, "copy");
+    const at = s.clock.now();
+    s.deliver("body", 0, [partMessage("body", carId, `${carId}-b1`, 0, at)]);
+    // A second, different body from partition 1: re-keyed to partition 0, where it conflicts.
+    s.deliver("body", 1, [{ ...partMessage("body", carId, `${carId}-b2`, 0, at + 10), key: Buffer.from(`${carId}-b2`) }]);
+    await untilAllJoined(s);
+    const letters = () =>
+      s.kafka.outputs.filter((o) => o.topic === TOPICS.dlq).map((o) => JSON.parse(String(o.value)) as { partition: number; offset: string; reason: string });
+    expect(letters().map((l) => [l.partition, l.offset, l.reason.split(":")[0]])).toEqual([[1, "0", "CONFLICT"]]);
+    // The same re-keyed record appears once more in the repartition topic (a copy).
+    const log = s.kafka.logs.get(`${TOPICS.repartition.body}:0`)!;
+    const original = log.find((m) => m.headers?.["rccar-origin"] !== undefined)!;
+    log.push({ ...original, offset: String(log.length) });
+    await untilAllJoined(s);
+    expect(letters()).toHaveLength(1);
+    expect(s.tasks.task(0)!.duplicatesDropped).toBe(1);
+  });
+
   test("a restart while a part waits for the safe time rejoins it once, and does not re-key what was re-keyed after it", async () => {
     const s = shell({ partitions: TWO, instantPricing: true });
     await owning(s, [0, 1]);

@@ -141,12 +141,17 @@ export class TaskManager {
       const loading: Promise<void>[] = [];
       const restoredCars = new Map<number, string[]>();
       const storedPositions = new Map<string, LanePosition>();
+      const hopSeen = new Map<number, Map<number, number>>();
       for (const restored of await changelog.restore(partitions)) {
         const entries: [string, Uint8Array][] = [];
         for (const [key, value] of restored.entries) {
           const k = parseKey(key);
           if (k?.kind === "join") entries.push([k.carId, value]);
-          else if (k?.kind === "position") {
+          else if (k?.kind === "hopSeen") {
+            const seen = hopSeen.get(restored.partition) ?? new Map<number, number>();
+            seen.set(k.role * this.options.partitions + k.source, Number(Buffer.from(value).toString("utf8")));
+            hopSeen.set(restored.partition, seen);
+          } else if (k?.kind === "position") {
             const position = decodeStoredPosition(value);
             if (position !== undefined) storedPositions.set(`${k.topic}:${restored.partition}`, position);
           } else if (k?.kind === "price") {
@@ -180,7 +185,7 @@ export class TaskManager {
           // The changelog's copy first: the group's offsets may not show the last transaction yet (lane-position.ts).
           positions.set(i, storedPositions.get(`${topic}:${task.partition}`) ?? decodePosition(c?.offset ?? "0", c?.metadata));
         });
-        task.rewind(positions, restoredCars.get(task.partition));
+        task.rewind(positions, restoredCars.get(task.partition), hopSeen.get(task.partition));
         this.retries.delete(task.partition);
       }
       this.observer.restored(partitions, clock.now() - t0, joinStates, waitingCars);

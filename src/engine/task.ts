@@ -11,7 +11,7 @@ import { PartitionGroup, type LaneStats, type Released } from "../ingest/index.t
 import type { JoinOutput, RawRecord, TickRecord } from "../join/index.ts";
 import { KEY_HEADER, ORIGIN_HEADER, RecordCollector, WATERMARK_HEADER, type CollectorTopics, type CommitBatch } from "./collector.ts";
 import { decodePosition, encodePosition, encodeStoredPosition, type LanePosition } from "./lane-position.ts";
-import { positionKey } from "../state/index.ts";
+import { hopSeenKey, positionKey } from "../state/index.ts";
 import { PauseGate, type PauseReason } from "./pause-gate.ts";
 import type { InputPort, SinkPort } from "./ports.ts";
 import { JoinBudget, type TakenPart } from "./join-budget.ts";
@@ -83,6 +83,17 @@ export class PartitionTask {
   private readonly positions: string[] = LANES.map(() => "");
   /** The join's safe time at the last settle (its moving with parts around is progress). */
   private settledSafeTime = Number.NEGATIVE_INFINITY;
+  /**
+   * Per (role, source partition), the highest origin offset taken from the repartition lanes:
+   * a source re-keys a lane's records in offset order, so a record at or below it is a copy
+   * (the duplicate guard; `dirty`: changed since the last settle, written to the changelog).
+   */
+  private hopSeen: number[] = [];
+  private readonly hopSeenDirty = new Set<number>();
+  /** Records re-keyed this tick, written in (lane, offset) order at the end of the tick. */
+  private rekeyed: { lane: number; offset: number; to: number; carId: string; record: RawRecord }[] = [];
+  /** Copies dropped by the duplicate guard (for metrics). */
+  duplicatesDropped = 0;
   /** This tick's records by `lane:offset`, built on the tick's first re-keyed record. */
   private handed: ReadonlyArray<TickRecord> = [];
   private handedIndex: Map<string, RawRecord> | undefined;
@@ -114,7 +125,7 @@ export class PartitionTask {
    * topic-partitions whoever paused them, and takes over what the previous owner handed over
    * and joined (lane-position.ts).
    */
-  rewind(committed: ReadonlyMap<number, LanePosition>, restoredCars: Iterable<string> = []): void {
+  rewind(committed: ReadonlyMap<number, LanePosition>, restoredCars: Iterable<string> = [], hopSeen: ReadonlyMap<number, number> = new Map()): void {
     this.group.clear();
     this.hopLanes = INPUT_ROLES.map(() => []);
     this.gate.releaseAll();
@@ -133,6 +144,9 @@ export class PartitionTask {
     this.budget = new JoinBudget(floor, restoredCars);
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
+    this.hopSeen = Array.from({ length: INPUT_ROLES.length * this.options.partitions }, (_, k) => hopSeen.get(k) ?? -1);
+    this.hopSeenDirty.clear();
+    this.rekeyed = [];
     this.state = "running";
   }
 
@@ -196,8 +210,21 @@ export class PartitionTask {
       for (const record of this.hopLanes[r]!) {
         const offset = Number(record.offset);
         this.handedOver[lane] = offset + 1;
-        if (record.announces !== undefined) this.safeTime.hear(r, record.announces.source, record.announces.watermark);
-        else if (!(offset < this.replayUntil[lane]! && record.timestamp < this.replaySafeTime)) out.push({ lane, replay: false, record });
+        if (record.announces !== undefined) {
+          this.safeTime.hear(r, record.announces.source, record.announces.watermark);
+          continue;
+        }
+        const seen = r * this.options.partitions + (record.origin?.partition ?? 0);
+        const originOffset = Number(record.origin?.offset ?? -1);
+        if (offset >= this.replayUntil[lane]! && originOffset <= this.hopSeen[seen]!) {
+          this.duplicatesDropped++;
+          continue;
+        }
+        if (originOffset > this.hopSeen[seen]!) {
+          this.hopSeen[seen] = originOffset;
+          this.hopSeenDirty.add(seen);
+        }
+        if (!(offset < this.replayUntil[lane]! && record.timestamp < this.replaySafeTime)) out.push({ lane, replay: false, record });
       }
       this.hopLanes[r] = [];
     });
@@ -222,7 +249,7 @@ export class PartitionTask {
       case "rekey": {
         const record = this.handedRecord(out.lane, out.offset);
         if (record === undefined) throw new Error(`partition ${this.partition}: re-keyed record ${out.lane}:${out.offset} was not handed over this tick`);
-        this.collector.hop(LANES[out.lane]!.role, out.to, out.carId, record);
+        this.rekeyed.push({ lane: out.lane, offset: Number(out.offset), to: out.to, carId: out.carId, record });
         return undefined;
       }
       case "emit":
@@ -238,6 +265,16 @@ export class PartitionTask {
    * not done, the handed-over position, and the safe time the tick joined up to.
    */
   settle(lowestPending: readonly number[], pendingParts: number, taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[]): void {
+    // The workers answer in their own order: re-keyed records go out in offset order per lane,
+    // which the receivers' duplicate guard relies on.
+    this.rekeyed.sort((a, b) => a.lane - b.lane || a.offset - b.offset);
+    for (const r of this.rekeyed) this.collector.hop(LANES[r.lane]!.role, r.to, r.carId, r.record);
+    this.rekeyed = [];
+    for (const k of this.hopSeenDirty) {
+      const role = Math.floor(k / this.options.partitions);
+      this.collector.state(hopSeenKey(role, k % this.options.partitions), Buffer.from(String(this.hopSeen[k])));
+    }
+    this.hopSeenDirty.clear();
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
     this.budget.settle(taken, touched);

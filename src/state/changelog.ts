@@ -1,13 +1,18 @@
 // The engine's state in Kafka: a compacted changelog topic, partitioned like the inputs. Key
 // `j/<carId>` holds a car's join state (open window, recently emitted partIds); key
 // `p/<carId>/<firstPartAt>` holds a car waiting for prices; `o/<topic>` a lane's committed
-// position (src/engine/lane-position.ts). A null value deletes the entry.
+// position (src/engine/lane-position.ts); `h/<role index>/<source partition>` the highest
+// origin offset a repartition lane took from that source. A null value deletes the entry.
 // Entries are written in the same transaction as the outputs and input offsets they go with.
 import { createRequire } from "node:module";
 import type { Kafka } from "kafkajs";
 import { CommittedFilter, readBatches, type AbortedTransaction, type Inflate } from "./record-batches.ts";
 
-export type ChangelogKey = { kind: "join"; carId: string } | { kind: "price"; carId: string; firstPartAt: number } | { kind: "position"; topic: string };
+export type ChangelogKey =
+  | { kind: "join"; carId: string }
+  | { kind: "price"; carId: string; firstPartAt: number }
+  | { kind: "position"; topic: string }
+  | { kind: "hopSeen"; role: number; source: number };
 
 export function joinKey(carId: string): string {
   return `j/${carId}`;
@@ -22,7 +27,16 @@ export function positionKey(topic: string): string {
   return `o/${topic}`;
 }
 
+/** The highest origin offset partition `source` re-keyed to this partition's role lane (task.ts: duplicate guard). */
+export function hopSeenKey(role: number, source: number): string {
+  return `h/${role}/${source}`;
+}
+
 export function parseKey(key: string): ChangelogKey | undefined {
+  if (key.startsWith("h/")) {
+    const [role, source] = key.slice(2).split("/").map(Number);
+    if (Number.isInteger(role) && Number.isInteger(source)) return { kind: "hopSeen", role: role!, source: source! };
+  }
   if (key.startsWith("j/")) return { kind: "join", carId: key.slice(2) };
   if (key.startsWith("o/")) return { kind: "position", topic: key.slice(2) };
   if (key.startsWith("p/")) {
