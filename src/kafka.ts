@@ -1,5 +1,7 @@
 // kafkajs as every part of the project uses it: one factory, Java-compatible (murmur2)
 // partitioning so the generator's keying matches any other producer, and topic creation.
+// Fails with one line unless bunfig.toml preloaded it (kafkajs's read_committed fix).
+import "./kafkajs-fix.ts";
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig } from "kafkajs";
 import type { KafkaSettings, Topics } from "./config.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS, repartitionTopicsOf, topicsOf } from "./config.ts";
