@@ -11,6 +11,7 @@
 // saw them twice. The Java consumer takes every aborted transaction that starts at or before
 // the batch being read; so does this.
 import { createRequire } from "node:module";
+import { CommittedFilter } from "./state/record-batches.ts";
 
 interface FetchedMessage {
   offset: string;
@@ -26,7 +27,11 @@ interface AbortedTransaction {
 
 const ABORT_MARKER_KEY = Buffer.from([0, 0, 0, 0]);
 
-/** kafkajs's filterAbortedMessages, with every aborted transaction started so far taken in. */
+/**
+ * kafkajs's filterAbortedMessages, judged by the project's own read_committed rules (the
+ * changelog restore's CommittedFilter): every aborted transaction begun at or before a record
+ * counts.
+ */
 export function filterAbortedMessages({
   messages,
   abortedTransactions,
@@ -35,17 +40,15 @@ export function filterAbortedMessages({
   abortedTransactions?: AbortedTransaction[];
 }): FetchedMessage[] {
   if (!abortedTransactions || abortedTransactions.length === 0) return messages;
-  const remaining = [...abortedTransactions].sort((a, b) => (BigInt(a.firstOffset) < BigInt(b.firstOffset) ? -1 : 1));
-  const aborting = new Set<string>();
+  const filter = new CommittedFilter(abortedTransactions.map((t) => ({ firstOffset: Number(t.firstOffset), producerId: BigInt(t.producerId) })));
   return messages.filter((message) => {
-    const offset = BigInt(message.offset);
-    while (remaining.length > 0 && BigInt(remaining[0]!.firstOffset) <= offset) aborting.add(String(remaining.shift()!.producerId));
-    const producerId = String(message.batchContext.producerId);
+    const offset = Number(message.offset);
+    const producerId = BigInt(message.batchContext.producerId);
     if (message.key !== null && Buffer.from(message.key).equals(ABORT_MARKER_KEY) && message.isControlRecord !== false) {
-      aborting.delete(producerId);
+      filter.closeTransaction(producerId, offset);
       return true;
     }
-    return !(aborting.has(producerId) && message.batchContext.inTransaction);
+    return !filter.isAborted(producerId, message.batchContext.inTransaction, offset);
   });
 }
 

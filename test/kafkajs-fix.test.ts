@@ -20,14 +20,16 @@ const abortMarker = (offset: number, producerId: string): Message => ({
   isControlRecord: true,
 });
 
+const [A, B, C] = ["1", "2", "3"];
+
 describe("read_committed filtering (kafkajs fix)", () => {
-  // Producers A and B each began a transaction before offset 10 and had it aborted later;
-  // C committed. A fetch that starts at offset 10 sees both aborted transactions in its list.
+  // Producers A (id 1) and B (id 2) each began a transaction before offset 10 and had it
+  // aborted later; C (id 3) committed. Producer ids are Int64 strings, as kafkajs decodes them. A fetch that starts at offset 10 sees both aborted transactions in its list.
   // kafkajs took A at offset 10 and B only at 11: B's record at 10 was handed over.
-  const messages = [record(10, "B"), record(11, "C"), record(12, "A"), abortMarker(13, "A"), abortMarker(14, "B"), record(15, "A"), record(16, "B")];
+  const messages = [record(10, B), record(11, C), record(12, A), abortMarker(13, A), abortMarker(14, B), record(15, A), record(16, B)];
   const aborted = [
-    { firstOffset: "3", producerId: "A" },
-    { firstOffset: "5", producerId: "B" },
+    { firstOffset: "3", producerId: A },
+    { firstOffset: "5", producerId: B },
   ];
 
   test("every aborted transaction begun before a record is dropped, not only the first", () => {

@@ -66,8 +66,12 @@ export class JoinBudget {
       this.value = target;
       return { safeTime: this.value, cars };
     }
-    if (overflowAt > this.value) this.value = overflowAt;
-    else if (room >= bound) this.value = Math.min(this.firstAbove(extra, overflowAt), target);
+    if (overflowAt > this.value) {
+      // `cars` are those below the overflowing timestamp: below the new safe time.
+      this.value = overflowAt;
+      return { safeTime: this.value, cars };
+    }
+    if (room >= bound) this.value = Math.min(this.firstAbove(extra, overflowAt), target);
     return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
   }
 
