@@ -104,8 +104,8 @@ export class RecordCollector {
   }
 
   /**
-   * This partition's stage-1 watermark: everything it re-keys from now on has a timestamp at
-   * or above it (late records aside). Announced to every repartition topic-partition in the
+   * This partition's announced watermark (PartitionGroup.announcedWatermark): everything it
+   * keeps or re-keys from now on has a timestamp at or above it (late records aside). Announced to every repartition topic-partition in the
    * next transaction, after the records it covers (src/engine/safe-time.ts).
    */
   announce(watermark: number): void {
