@@ -1,8 +1,8 @@
-// kafkajs 2.2.4 handed over records of aborted transactions as committed when several
-// producers' aborted transactions began before a fetch's first record (src/kafkajs-fix.ts).
+// kafkajs 2.2.4 fixes (src/kafkajs-fix.ts): read_committed filtering that handed over records of
+// aborted transactions as committed, quadratic grouping of a send's messages, zero-filled encoder buffers.
 import { describe, expect, test } from "bun:test";
 import { createRequire } from "node:module";
-import { filterAbortedMessages } from "../src/kafkajs-fix.ts";
+import { Encoder, filterAbortedMessages, groupMessagesPerPartition } from "../src/kafkajs-fix.ts";
 
 const require = createRequire(import.meta.url);
 type Message = Parameters<typeof filterAbortedMessages>[0]["messages"][number];
@@ -41,5 +41,69 @@ describe("read_committed filtering (kafkajs fix)", () => {
     const Batch = require("kafkajs/src/consumer/batch.js") as new (topic: string, fetchedOffset: string, partitionData: unknown) => { messages: Message[] };
     const batch = new Batch("t", "10", { partition: 0, highWatermark: "17", messages, abortedTransactions: aborted });
     expect(batch.messages.map((m) => m.offset)).toEqual(["11", "15", "16"]);
+  });
+});
+
+describe("grouping a send's messages per partition (kafkajs fix)", () => {
+  const partitionMetadata = [{ partitionId: 0 }, { partitionId: 1 }, { partitionId: 2 }];
+
+  test("every message lands in its partition's list once, in send order", () => {
+    const messages = Array.from({ length: 10_000 }, (_, i) => ({ value: String(i), partition: (i * 7) % 3 }));
+    const grouped = groupMessagesPerPartition({ topic: "t", partitionMetadata, messages, partitioner: ({ message }) => message.partition });
+    expect(Object.keys(grouped).sort()).toEqual(["0", "1", "2"]);
+    for (const p of [0, 1, 2]) expect(grouped[p]).toEqual(messages.filter((m) => m.partition === p));
+  });
+
+  test("a topic without partition metadata groups nothing, as kafkajs's did", () => {
+    expect(groupMessagesPerPartition({ topic: "t", partitionMetadata: [], messages: [{}], partitioner: () => 0 })).toEqual({});
+  });
+
+  test("kafkajs's producer uses it", () => {
+    expect(require("kafkajs/src/producer/groupMessagesPerPartition.js")).toBe(groupMessagesPerPartition);
+  });
+});
+
+describe("the protocol encoder without zero-filling (kafkajs fix)", () => {
+  interface Writer {
+    readonly buffer: Buffer;
+    writeInt8(v: number): Writer;
+    writeInt16(v: number): Writer;
+    writeInt32(v: number): Writer;
+    writeInt64(v: string): Writer;
+    writeDouble(v: number): Writer;
+    writeBoolean(v: boolean): Writer;
+    writeString(v: string | null): Writer;
+    writeVarIntString(v: string): Writer;
+    writeBytes(v: Buffer): Writer;
+    writeVarIntBytes(v: Buffer): Writer;
+    writeUVarIntBytes(v: Buffer): Writer;
+    writeEncoder(v: Writer): Writer;
+    writeArray(v: string[]): Writer;
+    writeVarInt(v: number): Writer;
+    writeUVarInt(v: number): Writer;
+    writeVarLong(v: number): Writer;
+  }
+  const Original = Object.getPrototypeOf(Encoder) as new (size?: number) => Writer;
+  const Unzeroed = Encoder as unknown as new (size?: number) => Writer;
+
+  // Every kind of write, nested encoders, and growth far past the first 512 bytes.
+  const write = (E: new (size?: number) => Writer): Buffer => {
+    const inner = new E().writeInt32(7).writeVarIntString("wheel-".repeat(50)).writeVarLong(-123456789);
+    const e = new E(8).writeInt8(-1).writeInt16(300).writeInt64("9007199254740993").writeDouble(0.1).writeBoolean(true).writeString("body");
+    e.writeBytes(Buffer.from("x".repeat(3000))).writeString(null);
+    for (let i = 0; i < 200; i++) e.writeVarInt(i * 1013 - 50_000).writeUVarInt(i * 977).writeEncoder(inner);
+    return e.writeVarIntBytes(Buffer.from([1, 2, 3])).writeUVarIntBytes(Buffer.from([4])).writeArray(["a", "bb"]).buffer;
+  };
+
+  test("writes the same bytes as kafkajs's own encoder, whatever the reused memory held", () => {
+    // Dirty the allocator's memory so an unwritten byte would not happen to be zero.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(1 << (i % 16)).fill(0xa5);
+    const expected = write(Original);
+    expect(expected.length).toBeGreaterThan(20_000);
+    expect(write(Unzeroed).equals(expected)).toBe(true);
+  });
+
+  test("kafkajs's protocol uses it", () => {
+    expect(require("kafkajs/src/protocol/encoder.js")).toBe(Encoder);
   });
 });

@@ -80,7 +80,7 @@ export class JoinBudget {
    * (none open: forgotten), and the parts that left (below the join's safe time) dropped.
    */
   settle(taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[] = []): void {
-    for (const p of taken) this.insert(p);
+    this.insert(taken);
     for (const { carId, slots } of touched) {
       this.unknown.delete(carId);
       if (slots === 0) this.joined.delete(carId);
@@ -150,15 +150,28 @@ export class JoinBudget {
     return next;
   }
 
-  /** Parts mostly arrive in timestamp order: insertion walks back from the end. */
-  private insert(p: TakenPart): void {
+  /**
+   * A tick's parts come from several workers, each in timestamp order but not with each other:
+   * sorted, then merged with the waiting parts from the first one above their smallest
+   * timestamp. Equal timestamps keep arrival order.
+   */
+  private insert(taken: readonly TakenPart[]): void {
+    if (taken.length === 0) return;
+    const sorted = [...taken].sort((a, b) => a.timestamp - b.timestamp);
     const w = this.waiting;
-    let i = w.length;
-    w.push(p);
-    while (i > this.head && w[i - 1]!.timestamp > p.timestamp) {
-      w[i] = w[i - 1]!;
-      i--;
+    const first = sorted[0]!.timestamp;
+    let lo = this.head;
+    let hi = w.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (w[mid]!.timestamp <= first) lo = mid + 1;
+      else hi = mid;
     }
-    w[i] = p;
+    const above = w.splice(lo);
+    let i = 0;
+    let j = 0;
+    while (i < above.length && j < sorted.length) w.push(above[i]!.timestamp <= sorted[j]!.timestamp ? above[i++]! : sorted[j++]!);
+    while (i < above.length) w.push(above[i++]!);
+    while (j < sorted.length) w.push(sorted[j++]!);
   }
 }
