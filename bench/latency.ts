@@ -35,6 +35,7 @@ export interface StageFigure {
 const STAGES: [stage: string, metric: string][] = [
   ["merge wait", "rccar_stage_merge_wait_seconds"],
   ["join turn", "rccar_stage_join_seconds"],
+  ["safe-time wait", "rccar_stage_safe_time_wait_seconds"],
   ["price wait", "rccar_stage_price_wait_seconds"],
   ["commit wait", "rccar_stage_commit_wait_seconds"],
   ["commit", "rccar_commit_seconds"],

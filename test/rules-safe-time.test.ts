@@ -192,6 +192,20 @@ describe("join budget (room for cars waiting for prices)", () => {
     expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 1, cars: 0 }); // cars wait for prices: wait for room
     expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4 }); // the whole bound is free: they go
   });
+
+  test("parts taken in one tick from several workers (each in order, not with each other) leave in timestamp order, and say how long they waited", () => {
+    const b = new JoinBudget();
+    // Worker 0's parts, then worker 1's: interleaved in time.
+    expect(b.settle([part(10, "a", 0), part(30, "a", 1), part(50, "a", 2), part(20, "b", 0), part(40, "b", 1)], [], 1000)).toEqual([]);
+    b.settle([part(25, "c", 0), part(5, "d", 0)], [], 1100);
+    expect(b.size).toBe(7);
+    expect(b.advance(26, 99, [], 99).safeTime).toBe(26);
+    // Below 26: d@5 (taken at 1100), a@10, b@20 (1000), c@25 (1100); settled at 1250.
+    expect(b.settle([], [], 1250)).toEqual([150, 250, 250, 150]);
+    expect(b.advance(41, 99, [], 99).safeTime).toBe(41);
+    expect(b.settle([], [], 1300)).toEqual([300, 300]); // a@30, b@40
+    expect(b.size).toBe(1);
+  });
 });
 
 describe("committed lane positions", () => {

@@ -247,6 +247,9 @@ export class Engine {
       released: (records, at) => {
         for (const { record } of records) this.metrics.mergeWait.observe((at - record.fetchedAt) / 1000);
       },
+      joined: (waited) => {
+        for (const ms of waited) this.metrics.safeTimeWait.observe(ms / 1000);
+      },
       priced: (ms) => this.metrics.priceWait.observe(ms / 1000),
     };
   }

@@ -27,9 +27,14 @@ export interface TakenPart {
   slot: number;
 }
 
+/** A waiting part, and the settle (wall-clock ms, the caller's) that took it in. */
+interface WaitingPart extends TakenPart {
+  takenAt: number;
+}
+
 export class JoinBudget {
   /** The waiting parts, ascending by timestamp from `head`. */
-  private waiting: TakenPart[] = [];
+  private waiting: WaitingPart[] = [];
   private head = 0;
   /** Slots joined per open car (a bitmask), as far as known. */
   private readonly joined = new Map<string, number>();
@@ -78,16 +83,19 @@ export class JoinBudget {
   /**
    * After the tick: the parts the workers took in, the slots of the cars the tick touched
    * (none open: forgotten), and the parts that left (below the join's safe time) dropped.
+   * Returns how long each part that left waited: from the settle that took it in to `now`
+   * (the safe-time wait stage; the caller's clock, the same in every settle).
    */
-  settle(taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[] = []): void {
-    this.insert(taken);
+  settle(taken: readonly TakenPart[], touched: readonly { carId: string; slots: number }[] = [], now = 0): number[] {
+    this.insert(taken, now);
     for (const { carId, slots } of touched) {
       this.unknown.delete(carId);
       if (slots === 0) this.joined.delete(carId);
       else this.joined.set(carId, slots);
     }
+    const waited: number[] = [];
     let h = this.head;
-    while (h < this.waiting.length && this.waiting[h]!.timestamp < this.value) h++;
+    for (; h < this.waiting.length && this.waiting[h]!.timestamp < this.value; h++) waited.push(now - this.waiting[h]!.takenAt);
     this.head = h;
     if (this.head === this.waiting.length) {
       this.waiting = [];
@@ -96,6 +104,7 @@ export class JoinBudget {
       this.waiting = this.waiting.slice(this.head);
       this.head = 0;
     }
+    return waited;
   }
 
   /**
@@ -155,9 +164,9 @@ export class JoinBudget {
    * sorted, then merged with the waiting parts from the first one above their smallest
    * timestamp. Equal timestamps keep arrival order.
    */
-  private insert(taken: readonly TakenPart[]): void {
+  private insert(taken: readonly TakenPart[], takenAt: number): void {
     if (taken.length === 0) return;
-    const sorted = [...taken].sort((a, b) => a.timestamp - b.timestamp);
+    const sorted = taken.map((p): WaitingPart => ({ ...p, takenAt })).sort((a, b) => a.timestamp - b.timestamp);
     const w = this.waiting;
     const first = sorted[0]!.timestamp;
     let lo = this.head;

@@ -200,6 +200,12 @@ export class EngineMetrics {
     this.registry,
   );
   readonly joinTurn = new Histogram("rccar_stage_join_seconds", "one turn's records through the join workers and back", STAGE_BOUNDS, this.registry);
+  readonly safeTimeWait = new Histogram(
+    "rccar_stage_safe_time_wait_seconds",
+    "part handed to the join workers → joined (waiting for its partition's safe time, the repartition hop's stage 2)",
+    STAGE_BOUNDS,
+    this.registry,
+  );
   readonly priceWait = new Histogram("rccar_stage_price_wait_seconds", "assembled car waiting for its prices", STAGE_BOUNDS, this.registry);
   readonly commitWait = new Histogram(
     "rccar_stage_commit_wait_seconds",

@@ -31,6 +31,8 @@ export interface TaskManagerObserver {
   committed(report: CommitReport): void;
   /** Records released by a task's merge, and when (the merge-wait stage). */
   released(records: readonly Released<InputRecord>[], at: number): void;
+  /** How long (ms) each part a task joined this turn waited for the safe time. */
+  joined(waitedMs: readonly number[]): void;
   /** A car leaves pricing after waiting `ms`. */
   priced(ms: number): void;
 }
@@ -127,7 +129,7 @@ export class TaskManager {
         this.ports.sinkFor(p),
         input,
         this.options,
-        { committed: (r) => this.committed(r), released: (records) => this.observer.released(records, clock.now()) },
+        { committed: (r) => this.committed(r), released: (records) => this.observer.released(records, clock.now()), joined: (waited) => this.observer.joined(waited) },
         clock.now,
       );
       this.tasks.set(p, task);

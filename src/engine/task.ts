@@ -55,6 +55,8 @@ export interface TaskHooks {
   committed(report: CommitReport): void;
   /** Records released by the merge this turn (for the merge-wait stage). */
   released(records: readonly Released<InputRecord>[]): void;
+  /** How long (ms) each part joined this turn waited for the safe time (the safe-time wait stage). */
+  joined(waitedMs: readonly number[]): void;
 }
 
 export class PartitionTask {
@@ -277,7 +279,8 @@ export class PartitionTask {
     this.hopSeenDirty.clear();
     this.lowestPending = [...lowestPending];
     this.pendingParts = pendingParts;
-    this.budget.settle(taken, touched);
+    const waited = this.budget.settle(taken, touched, this.clock());
+    if (waited.length > 0) this.hooks.joined(waited);
     const safeTime = this.budget.safeTime;
     if (safeTime > this.settledSafeTime && this.pendingParts + taken.length > 0) this.collector.progressed();
     this.settledSafeTime = safeTime;

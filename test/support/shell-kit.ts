@@ -299,6 +299,7 @@ export function shell(
     takeFailed: (ps, e) => events.push(`take failed ${ps.join(",")}: ${e.message}`),
     committed: (r) => events.push(`commit ${r.partition} ${r.error === undefined ? "ok" : "failed"}`),
     released: () => {},
+    joined: () => {},
     priced: () => {},
   };
   const tasks = new TaskManager(
