@@ -4,7 +4,7 @@ import type { KafkaSettings } from "../src/config.ts";
 import { topicsOf } from "../src/config.ts";
 import { generate } from "../src/generate/index.ts";
 import { OutputWatcher, type LatencySummary } from "../src/verify/watch.ts";
-import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
+import { engine, freshPrefix, priceApiProcess, waitForOutputs } from "./stack.ts";
 import { CpuMeter } from "./cpu.ts";
 
 export interface LatencyResult {
@@ -73,7 +73,8 @@ export async function runLatency(
   progress: (line: string) => void,
 ): Promise<LatencyResult> {
   const kafka = await freshPrefix(base, "latency");
-  const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0, maxConcurrency: 5 });
+  // Its own process: see priceApiProcess.
+  const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "0", MAX_CONCURRENCY: "5" });
   const e = engine(kafka, api, "latency");
   const watcher = new OutputWatcher(kafka, topicsOf(kafka));
   let peakRss = 0;
@@ -88,11 +89,21 @@ export async function runLatency(
       openCars.push(m.openCars);
       progress(`latency: ${watcher.seen()} cars visible, ${m.openCars} open, RSS ${Math.round(m.rssBytes / 1e6)} MB`);
     }, 1000);
-    const cpu = new CpuMeter({ broker: brokerPid, engine: e.pid, "generator + watcher": process.pid });
+    const cpu = new CpuMeter({ broker: brokerPid, engine: e.pid, "generator + watcher": process.pid, "price API": api.pid });
     cpu.begin();
     const inputBegan = Date.now();
-    const manifest = await generate({ cars: rate * seconds, seed: 9, rate, missingEngine: 0.01, skus: 20, batchSize: 200 }, kafka);
-    const cpuPercent = cpu.end();
+    let cpuPercent: Record<string, number> = {};
+    const cars = rate * seconds;
+    // Each planned car (no late or duplicate parts here) is one output. The watcher notes when
+    // each becomes visible, in this process: the generator's model (seconds of CPU) waits until
+    // all are seen, or it would stall the watcher and add seconds to the last cars' latency.
+    const manifest = await generate({ cars, seed: 9, rate, missingEngine: 0.01, skus: 20, batchSize: 200 }, kafka, {
+      beforeModel: async () => {
+        cpuPercent = cpu.end();
+        for (const deadline = Date.now() + 120_000; watcher.seen() < cars; await Bun.sleep(50))
+          if (Date.now() > deadline) throw new Error(`latency: ${watcher.seen()} of ${cars} cars visible 120 s after the input ended`);
+      },
+    });
     await waitForOutputs(e, { cars: manifest.cars.length, deadLetters: manifest.deadLetters.length }, Date.now(), 120_000, () => {});
     await Bun.sleep(1000);
     clearInterval(sampler);

@@ -6,6 +6,7 @@ import { loadSettings, priceApiSpec, topicsOf } from "../src/config.ts";
 import type { Situation } from "../src/domain.ts";
 import { createKafka, ensureTopics } from "../src/kafka.ts";
 import { EngineProcess } from "../src/local/engine-process.ts";
+import { freePort } from "../src/local/ports.ts";
 import { startPriceApi, type RunningPriceApi } from "../src/price-api/server.ts";
 
 export const logDir = resolve(import.meta.dir, "../.local/bench-logs");
@@ -23,7 +24,43 @@ export async function priceApi(overrides: Partial<PriceApiSettings>): Promise<Ru
   return startPriceApi({ ...loadSettings(priceApiSpec, { env: {}, argv: [] }), port: 0, ...overrides });
 }
 
-export function engine(kafka: KafkaSettings, api: RunningPriceApi, name: string, env: Record<string, string> = {}): EngineProcess {
+/** The mock price API as its own process (`bun src/cli/price-api.ts`), as a real service runs. */
+export interface PriceApiProcess {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the mock price API in a process of its own (settings as its environment, e.g.
+ * DELAY_MAX_MS) and waits for its /health. A live run needs it: the bench process also runs
+ * the generator, whose model of the expected outputs takes seconds of CPU once the input is
+ * sent; an API in that process answered nothing meanwhile, and the engine's requests timed out.
+ */
+export async function priceApiProcess(env: Record<string, string>): Promise<PriceApiProcess> {
+  const port = await freePort();
+  const proc = Bun.spawn([process.execPath, resolve(import.meta.dir, "../src/cli/price-api.ts")], {
+    cwd: resolve(import.meta.dir, ".."),
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  };
+  for (const deadline = Date.now() + 15_000; ; ) {
+    if (await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) }).then((r) => r.ok, () => false)) return { url, pid: proc.pid, stop };
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the price API process did not answer /health at ${url} (exit code ${proc.exitCode})`);
+    }
+    await Bun.sleep(50);
+  }
+}
+
+export function engine(kafka: KafkaSettings, api: { url: string }, name: string, env: Record<string, string> = {}): EngineProcess {
   return new EngineProcess(
     `${kafka.topicPrefix}${name}`,
     { KAFKA_BROKERS: kafka.brokers.join(","), TOPIC_PREFIX: kafka.topicPrefix, GROUP_ID: `${kafka.topicPrefix}${name}`, PRICE_API_URL: api.url, ...env },

@@ -15,6 +15,11 @@ export interface GenerateHooks {
   onProgress?: (p: Progress) => void;
   /** Called with the run's wall-clock time and the part of it spent sending (for throughput). */
   onSent?: (t: { wallMs: number; busyMs: number }) => void;
+  /**
+   * Awaited after the last record was sent and before the model runs (seconds of CPU for a
+   * large run): a caller that measures something live in this process finishes it first.
+   */
+  beforeModel?: () => Promise<void>;
 }
 
 export class IntentError extends Error {
@@ -40,6 +45,7 @@ export async function generate(options: Partial<GeneratorSettings>, kafka: Kafka
   const plan = buildPlan(planOptionsOf(settings));
   const { sent, wallStartedAt, wallFinishedAt, busyMs } = await sendPlan(plan, kafka, { batchSize: settings.batchSize, onProgress: hooks.onProgress });
   hooks.onSent?.({ wallMs: wallFinishedAt - wallStartedAt, busyMs });
+  await hooks.beforeModel?.();
   const model = runModel(modelRecordsOf(sent), plan.options);
   const problems = checkIntent(plan, sent, model);
   if (problems.length > 0) throw new IntentError(problems);
