@@ -1,8 +1,9 @@
 // kafkajs 2.2.4 fixes (src/kafkajs-fix.ts): read_committed filtering that handed over records of
-// aborted transactions as committed, quadratic grouping of a send's messages, zero-filled encoder buffers.
+// aborted transactions as committed, quadratic grouping of a send's messages, zero-filled encoder
+// buffers, BigInt arithmetic per fetched record.
 import { describe, expect, test } from "bun:test";
 import { createRequire } from "node:module";
-import { Encoder, filterAbortedMessages, groupMessagesPerPartition } from "../src/kafkajs-fix.ts";
+import { decodeRecord, Encoder, filterAbortedMessages, groupMessagesPerPartition } from "../src/kafkajs-fix.ts";
 
 const require = createRequire(import.meta.url);
 type Message = Parameters<typeof filterAbortedMessages>[0]["messages"][number];
@@ -105,5 +106,58 @@ describe("the protocol encoder without zero-filling (kafkajs fix)", () => {
 
   test("kafkajs's protocol uses it", () => {
     expect(require("kafkajs/src/protocol/encoder.js")).toBe(Encoder);
+  });
+});
+
+describe("decoding a fetched record with numbers (kafkajs fix)", () => {
+  const recordPath = require.resolve("kafkajs/src/protocol/recordBatch/record/v0/decoder.js");
+  // kafkajs's own decoder, loaded once more past the installed fix.
+  const installed = require.cache[recordPath];
+  delete require.cache[recordPath];
+  const original = require(recordPath) as typeof decodeRecord;
+  require.cache[recordPath] = installed;
+  const Decoder = require("kafkajs/src/protocol/decoder.js") as new (b: Buffer) => Parameters<typeof decodeRecord>[0];
+  const encodeRecord = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (r: {
+    offsetDelta: number;
+    timestampDelta: number | string;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers?: Record<string, string | string[]>;
+  }) => { buffer: Buffer };
+  const LongType = require("kafkajs/src/utils/long.js") as { fromValue(v: string): unknown };
+
+  /** The record's body as kafkajs's batch decoder hands it to the record decoder. */
+  const body = (r: Parameters<typeof encodeRecord>[0]) => new Decoder(new Decoder(encodeRecord(r).buffer).readVarIntBytes() as unknown as Buffer);
+
+  test("gives the record kafkajs's own decoder gives: offsets, timestamps (small, negative, beyond 2^53), keys, values, headers", () => {
+    const records: Parameters<typeof encodeRecord>[0][] = [
+      { offsetDelta: 0, timestampDelta: 0, key: Buffer.from("car-1"), value: Buffer.from('{"partId":"p"}') },
+      { offsetDelta: 7, timestampDelta: 12, key: null, value: Buffer.from("v"), headers: { "rccar-origin": "2:41", "rccar-key": "k" } },
+      { offsetDelta: 300, timestampDelta: -5, key: Buffer.from([]), value: null, headers: { twice: ["a", "b"], thrice: ["x", "y", "z"] } },
+      { offsetDelta: 1, timestampDelta: 2 ** 45, key: Buffer.from("k"), value: Buffer.from("v") },
+      { offsetDelta: 2, timestampDelta: LongType.fromValue("9007199254740993") as unknown as string, key: Buffer.from("k"), value: Buffer.from("v") },
+    ];
+    const contexts = [
+      { firstOffset: "0", firstTimestamp: "1764000000000", magicByte: 2, timestampType: 0 },
+      { firstOffset: "9007199254740990", firstTimestamp: "-1", magicByte: 2, isControlBatch: true, timestampType: 0 },
+      { firstOffset: "41", firstTimestamp: "1764000000000", magicByte: 2, timestampType: 1, maxTimestamp: "1764000000999" },
+    ];
+    let compared = 0;
+    for (const r of records)
+      for (const ctx of contexts) {
+        const mine = decodeRecord(body(r), ctx);
+        const theirs = original(body(r), ctx);
+        expect(mine).toEqual(theirs);
+        expect(typeof mine.offset).toBe("string");
+        compared++;
+      }
+    expect(compared).toBe(15);
+    // Past 2^53 the sum is kafkajs's Long, not a rounded number.
+    expect(decodeRecord(body(records[0]!), contexts[1]!).offset).toBe("9007199254740990");
+    expect(decodeRecord(body(records[1]!), contexts[1]!).offset).toBe("9007199254740997");
+  });
+
+  test("kafkajs's batch decoder uses it", () => {
+    expect(require(recordPath)).toBe(decodeRecord);
   });
 });

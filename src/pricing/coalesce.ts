@@ -27,17 +27,21 @@ interface WaitingCar {
   car: Car;
   since: number;
   deadline: number;
-  skus: Set<string>;
-  /** The SKU of each of its parts, in part order (a SKU twice counts twice in the total). */
-  partSkus: string[];
-  cents: Map<string, number>;
+  /** Its distinct SKUs, in part order. */
+  skus: string[];
+  /** Per distinct SKU, its price once known (NaN before). */
+  cents: number[];
+  /** Distinct SKUs without a price yet. */
+  unpriced: number;
+  /** Per part, in part order, the index of its SKU in `skus` (a SKU twice counts twice in the total). */
+  partSku: number[];
   /** Each distinct failure reason and how often it happened: the car's error names them all. */
   failures?: Map<string, number>;
 }
 
 interface SkuState {
-  /** The cars waiting for this SKU (forget() takes a car out of every SKU's set). */
-  waiters: Set<WaitingCar>;
+  /** The cars waiting for this SKU, each with the SKU's index in its `skus` (forget() takes a car out of every SKU's map). */
+  waiters: Map<WaitingCar, number>;
   inFlightSentAt?: number;
   attempts: number;
   notBefore: number;
@@ -87,20 +91,26 @@ export class PriceCoalescer {
   add(car: Car, since: number, now: number): void {
     const key = carKey(car);
     if (this.cars.has(key)) return;
-    const partSkus = partsOfCar(car).map((p) => p.sku);
-    const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus: new Set(partSkus), partSkus, cents: new Map() };
+    const skus: string[] = [];
+    const partSku = partsOfCar(car).map((p) => {
+      const i = skus.indexOf(p.sku);
+      return i >= 0 ? i : skus.push(p.sku) - 1;
+    });
+    const cents = skus.map(() => Number.NaN);
+    const w: WaitingCar = { key, car, since, deadline: since + this.options.deadlineMs, skus, cents, unpriced: skus.length, partSku };
     this.cars.set(key, w);
     this.deadlines.push(w);
-    for (const sku of w.skus) {
+    skus.forEach((sku, i) => {
       const cached = this.cache.get(sku);
       if (cached && this.options.cacheTtlMs > 0 && now - cached.at < this.options.cacheTtlMs) {
-        w.cents.set(sku, cached.cents);
-        continue;
+        w.cents[i] = cached.cents;
+        w.unpriced--;
+        return;
       }
       const s = this.sku(sku);
-      s.waiters.add(w);
+      s.waiters.set(w, i);
       this.enqueue(sku, s);
-    }
+    });
     this.finishIfPriced(w, now);
   }
 
@@ -146,9 +156,10 @@ export class PriceCoalescer {
     s.attempts = 0;
     s.notBefore = now;
     // Deleting the entry being visited (here and in forget) is safe while iterating a Set.
-    for (const w of s.waiters) {
+    for (const [w, i] of s.waiters) {
       if (w.since > req.sentAt) continue; // began waiting after the request left: needs a fresher one
-      w.cents.set(req.sku, cents);
+      w.cents[i] = cents;
+      w.unpriced--;
       s.waiters.delete(w);
       this.finishIfPriced(w, now);
     }
@@ -161,14 +172,14 @@ export class PriceCoalescer {
     s.inFlightSentAt = undefined;
     s.notBefore = now + backoffMs(s.attempts, this.options.retryBaseMs, this.options.retryMaxMs, this.options.random);
     s.attempts++;
-    for (const w of s.waiters) (w.failures ??= new Map()).set(reason, (w.failures.get(reason) ?? 0) + 1);
+    for (const w of s.waiters.keys()) (w.failures ??= new Map()).set(reason, (w.failures.get(reason) ?? 0) + 1);
     this.enqueue(req.sku, s);
   }
 
   /** Cars past their deadline end FAILED_GET_PRICE. */
   expire(now: number): void {
     for (let w = this.earliest(); w !== undefined && w.deadline <= now; w = this.earliest()) {
-      const missing = [...w.skus].filter((sku) => !w.cents.has(sku));
+      const missing = w.skus.filter((_, i) => Number.isNaN(w.cents[i]));
       const why = w.failures ? [...w.failures].map(([r, n]) => (n > 1 ? `${r} (${n}×)` : r)).join(", ") : "no request for these SKUs finished yet";
       this.finished.push({
         ...w.car,
@@ -202,7 +213,7 @@ export class PriceCoalescer {
   private sku(sku: string): SkuState {
     let s = this.skus.get(sku);
     if (!s) {
-      s = { waiters: new Set(), attempts: 0, notBefore: 0, queued: false };
+      s = { waiters: new Map(), attempts: 0, notBefore: 0, queued: false };
       this.skus.set(sku, s);
     }
     return s;
@@ -220,11 +231,12 @@ export class PriceCoalescer {
   }
 
   private finishIfPriced(w: WaitingCar, now: number): void {
-    if (w.cents.size < w.skus.size) return;
+    if (w.unpriced > 0) return;
     let total = 0;
-    for (const sku of w.partSkus) total += w.cents.get(sku)!;
+    for (const i of w.partSku) total += w.cents[i]!;
+    // In part order, so an output does not depend on the order the responses came in.
     const prices: Record<string, number> = {};
-    for (const [sku, cents] of w.cents) prices[sku] = centsToAmount(cents);
+    w.skus.forEach((sku, i) => (prices[sku] = centsToAmount(w.cents[i]!)));
     this.finished.push({ ...w.car, situation: "COMPLETED", prices, totalPrice: centsToAmount(total), pricedAt: now });
     this.forget(w);
   }
