@@ -23,6 +23,7 @@ import type { ShellPorts } from "./ports.ts";
 import { TaskManager, type TaskManagerObserver } from "./task-manager.ts";
 import type { CommitReport } from "./task.ts";
 import { StreamThread, type ThreadObserver } from "./thread.ts";
+import { CollectionPolicy } from "../gc.ts";
 
 export interface EngineStatus {
   ready: boolean;
@@ -144,6 +145,11 @@ export class Engine {
     return { pool, tasks, thread };
   }
 
+  /** Full collections of the main thread (src/gc.ts): at most every 5 s, after 50,000 records read, or once the input is quiet. */
+  private readonly collection = new CollectionPolicy(5000, 50_000);
+  /** Records read since the last gauge refresh (none: the input is quiet). */
+  private readSinceGauges = 0;
+
   /** Highest input offset counted in rccar_records_in_total, per `topic:partition`. */
   private readonly countedIn = new Map<string, number>();
 
@@ -155,6 +161,8 @@ export class Engine {
     if (n === 0) return;
     this.countedIn.set(key, Number(messages[messages.length - 1]!.offset));
     this.metrics.recordsIn.add({ topic }, n);
+    this.collection.did(n);
+    this.readSinceGauges += n;
   }
 
   status(): EngineStatus {
@@ -291,6 +299,8 @@ export class Engine {
 
   private refreshGauges(): void {
     const now = Date.now();
+    if (this.collection.due(now, this.readSinceGauges === 0)) Bun.gc(false);
+    this.readSinceGauges = 0;
     const lag = this.source.lag();
     const tasks = this.running?.tasks;
     if (tasks === undefined) return;

@@ -3,6 +3,7 @@
 // the raw records it is handed (so that parsing and validation run in parallel, off the main
 // thread). Tasks run one at a time, in the order posted.
 import { workerData } from "piscina";
+import { CollectionPolicy } from "../gc.ts";
 import { JoinShard } from "./shard.ts";
 import { joinStep, type PartitionState } from "./step.ts";
 import { SafeTimeBuffer } from "./safe-time.ts";
@@ -33,36 +34,39 @@ function openCars(): number {
   return n;
 }
 
-/**
- * After a burst of input (a backlog, a restore) the pages that the burst's garbage (cloned
- * batches, encoded states) occupied stay resident until a full collection; JSC's eden
- * collections free the objects but the process keeps the memory: 100,000 open cars held
- * ~330 MB RSS for ~90 MB of live heap (`bun run bench -- --bench-parts memory`). So once a
- * worker has taken GC_AFTER_PARTS parts since its last full collection and a tick brings it
- * nothing, it collects (~40 ms for 50,000 open cars). A steady stream has no idle ticks; a
- * slow one pays one such pause per GC_AFTER_PARTS parts.
- */
-const GC_AFTER_PARTS = 20_000;
-let partsSinceGc = 0;
-
-function collectAfterIntake(): void {
-  partsSinceGc = 0;
-  Bun.gc(true);
+function waitingParts(): number {
+  let n = 0;
+  for (const s of partitions.values()) n += s.buffer.size;
+  return n;
 }
+
+/** Full collections (src/gc.ts): at most every 5 s, after 20,000 parts handed over or joined, or once quiet. */
+const collection = new CollectionPolicy(5000, 20_000);
 
 export default function run(task: JoinTask): JoinTaskResult {
   const outputs: JoinOutput[] = [];
   const progress: PartitionProgress[] = [];
+  let handed = 0;
   switch (task.op) {
-    case "process":
+    case "process": {
+      const waitingBefore = waitingParts();
+      let taken = 0;
       for (const item of task.items) {
-        progress.push(joinStep(stateOf(item.partition), item.partition, unpack(item), item.safeTime, options, outputs));
-        partsSinceGc += recordCount(item);
+        const p = joinStep(stateOf(item.partition), item.partition, unpack(item), item.safeTime, options, outputs);
+        progress.push(p);
+        handed += recordCount(item);
+        taken += p.taken.length;
       }
+      // Work: the records handed over, and the parts that left the stage-2 buffer into the join.
+      collection.did(handed + waitingBefore + taken - waitingParts());
       break;
+    }
     case "restore": {
       const shard = stateOf(task.states.partition).shard;
-      unpackStates(task.states, (carId, bytes) => shard.restore(carId, decodeCarState(bytes)));
+      unpackStates(task.states, (carId, bytes) => {
+        shard.restore(carId, decodeCarState(bytes));
+        collection.did(1);
+      });
       break;
     }
     case "drop":
@@ -71,7 +75,7 @@ export default function run(task: JoinTask): JoinTaskResult {
     case "stats":
       break;
   }
-  const idle = task.op !== "process" || task.items.every((i) => recordCount(i) === 0);
-  if (idle && partsSinceGc >= GC_AFTER_PARTS) collectAfterIntake();
+  // Synchronous: a concurrent collection does not finish in a thread that idles between tasks (src/gc.ts).
+  if (collection.due(Date.now(), handed === 0 && waitingParts() === 0)) Bun.gc(true);
   return { outputs, progress, openCars: openCars(), heapUsedBytes: process.memoryUsage().heapUsed };
 }
