@@ -149,13 +149,17 @@ describe("join budget (room for cars waiting for prices)", () => {
   const part = (timestamp: number, carId: string, slot: number) => ({ timestamp, carId, slot });
   /** All seven slots of a car, at `from`, `from + 1`, ... */
   const car = (carId: string, from: number, step = 1) => Array.from({ length: 7 }, (_, s) => part(from + s * step, carId, s));
+  /** What a worker reports with parts it took for cars with nothing joined yet: no slot filled. */
+  const fresh = (parts: { carId: string }[]) => [...new Set(parts.map((p) => p.carId))].map((carId) => ({ carId, slots: 0 }));
+  /** Settles parts of cars with nothing joined yet, as a worker reports them. */
+  const take = (b: JoinBudget, parts: ReturnType<typeof part>[], now = 0) => b.settle(parts, fresh(parts), now);
 
   test("the join's safe time stops at the first timestamp at which more cars than the room would be complete", () => {
     const b = new JoinBudget();
-    b.settle([...car("a", 10), ...car("b", 12), ...car("c", 14)]); // complete at 16, 18, 20
+    take(b, [...car("a", 10), ...car("b", 12), ...car("c", 14)]); // complete at 16, 18, 20
     expect(b.advance(100, 3, [], 10)).toEqual({ safeTime: 100, cars: 3 });
     const c = new JoinBudget();
-    c.settle([...car("a", 10), ...car("b", 12), ...car("c", 14)]);
+    take(c, [...car("a", 10), ...car("b", 12), ...car("c", 14)]);
     expect(c.advance(100, 2, [], 10)).toEqual({ safeTime: 20, cars: 2 }); // c would complete at 20
     c.settle(
       [],
@@ -169,13 +173,17 @@ describe("join budget (room for cars waiting for prices)", () => {
     expect(c.advance(100, 1, [], 10)).toEqual({ safeTime: 100, cars: 1 }); // c's last slot: one car
   });
 
-  test("slots joined before count: a car's last part completes it, a duplicate slot does not; unknown (restored) cars and undecoded records may complete at once", () => {
-    const b = new JoinBudget(Number.NEGATIVE_INFINITY, ["restored"]);
-    b.settle(car("a", 10).slice(0, 6)); // six slots of a
+  test("slots joined before count: a car's last part completes it, a duplicate slot does not; a car with no report and undecoded records may complete at once", () => {
+    const b = new JoinBudget();
+    take(b, car("a", 10).slice(0, 6)); // six slots of a
     expect(b.advance(16, 0, [], 10)).toEqual({ safeTime: 16, cars: 0 }); // they join: nothing completes
-    b.settle([], [{ carId: "a", slots: 0b0111111 }]);
-    b.settle([part(20, "a", 2), part(21, "restored", 0), part(22, "a", 6)]);
-    expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1 }); // the restored car may complete at 21; a at 22 would be a second
+    b.settle([], [{ carId: "a", slots: 0b0111111 }]); // they left: nothing of a waits, a is forgotten
+    // Taking a's next parts, the worker reports its slots; x (a restored car, say) was not reported.
+    b.settle([part(20, "a", 2), part(21, "x", 0), part(22, "a", 6)], [{ carId: "a", slots: 0b0111111 }]);
+    expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1 }); // x may complete at 21; a at 22 would be a second
+    b.settle([], []); // 20 and 21 left; a's part at 22 waits, its slots still known
+    b.settle([part(30, "x", 0)], [{ carId: "x", slots: 0b1111110 }]);
+    expect(b.advance(100, 2, [], 10)).toEqual({ safeTime: 100, cars: 2 }); // a at 22, x at 30
     const c = new JoinBudget();
     expect(c.advance(100, 1, [5, 6], 10)).toEqual({ safeTime: 6, cars: 1 }); // each record handed this tick may complete a car
   });
@@ -187,7 +195,7 @@ describe("join budget (room for cars waiting for prices)", () => {
 
   test("a timestamp completing more cars than the whole bound goes through when nothing waits for prices, else waits", () => {
     const b = new JoinBudget();
-    b.settle([...car("a", 1, 0), ...car("b", 1, 0), ...car("c", 1, 0), ...car("d", 1, 0), part(9, "e", 0)]); // four cars complete at 1
+    take(b, [...car("a", 1, 0), ...car("b", 1, 0), ...car("c", 1, 0), ...car("d", 1, 0), part(9, "e", 0)]); // four cars complete at 1
     expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 1, cars: 0 });
     expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 1, cars: 0 }); // cars wait for prices: wait for room
     expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4 }); // the whole bound is free: they go
@@ -281,9 +289,14 @@ describe("stage 2 as the join sees it: the outcome does not depend on arrival or
    * Joins the parts arriving in `order` in ticks; each tick's safe time stays at or below every
    * timestamp not yet arrived (the contract markers give), so no part is late.
    */
+  const isAssembled = (o: JoinOutput) => o.type === "emit" && o.car.situation === ("AWAITING_PRICE" as string);
+  let budgetChecks = 0;
+
   function run(parts: Sent[], order: number[], rng: Rng): string[] {
     const state: PartitionState = { shard: new JoinShard({ joinTimeoutMs: 5000, dedupRetentionMs: 60_000 }), buffer: new SafeTimeBuffer(LANES.length) };
     const outputs: JoinOutput[] = [];
+    // The main thread's view of the same parts, from what the step reports (join-budget.ts).
+    const budget = new JoinBudget();
     let safeTime = Number.NEGATIVE_INFINITY;
     for (let at = 0; at < order.length;) {
       const n = 1 + rng.int(8);
@@ -308,7 +321,13 @@ describe("stage 2 as the join sees it: the outcome does not depend on arrival or
       const bound = rest.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...rest);
       // Any safe time the markers could have given: between the last one and the bound.
       if (bound > safeTime) safeTime = rng.chance(0.5) ? bound : safeTime + rng.int(Math.max(1, Math.min(bound, 40_000) - safeTime));
-      joinStep(state, 0, batch, safeTime, { maxPartBytes: 65536, topics, partitions: PARTITIONS }, outputs);
+      const { cars: mayComplete } = budget.advance(safeTime, Number.POSITIVE_INFINITY, batch.map((r) => r.timestamp), Number.POSITIVE_INFINITY);
+      const emittedBefore = outputs.filter(isAssembled).length;
+      const progress = joinStep(state, 0, batch, safeTime, { maxPartBytes: 65536, topics, partitions: PARTITIONS }, outputs);
+      // The budget may overestimate the cars a tick completes, never underestimate them.
+      expect(outputs.filter(isAssembled).length - emittedBefore).toBeLessThanOrEqual(mayComplete);
+      budget.settle(progress.taken, progress.touched);
+      budgetChecks++;
     }
     joinStep(state, 0, [], Number.POSITIVE_INFINITY, { maxPartBytes: 65536, topics, partitions: PARTITIONS }, outputs);
     return outputs
@@ -316,7 +335,7 @@ describe("stage 2 as the join sees it: the outcome does not depend on arrival or
       .sort();
   }
 
-  test("random interleavings of the same parts (each lane in offset order) give identical cars and dead letters", () => {
+  test("random interleavings of the same parts (each lane in offset order) give identical cars and dead letters; the join budget fed what each step reports never counts fewer cars than a step completes", () => {
     const rng = createRng(21);
     for (let round = 0; round < 20; round++) {
       const parts = input(rng);
@@ -340,5 +359,6 @@ describe("stage 2 as the join sees it: the outcome does not depend on arrival or
       expect(reference.some((o) => o.includes('"situation":"AWAITING_PRICE"'))).toBe(true);
       for (let k = 0; k < 3; k++) expect(run(parts, arrival(), rng)).toEqual(reference);
     }
+    expect(budgetChecks).toBeGreaterThan(100);
   });
 });

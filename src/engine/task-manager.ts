@@ -141,7 +141,6 @@ export class TaskManager {
       let joinStates = 0;
       let waitingCars = 0;
       const loading: Promise<void>[] = [];
-      const restoredCars = new Map<number, string[]>();
       const storedPositions = new Map<string, LanePosition>();
       const hopSeen = new Map<number, Map<number, number>>();
       for (const restored of await changelog.restore(partitions)) {
@@ -167,10 +166,6 @@ export class TaskManager {
           }
         }
         joinStates += entries.length;
-        restoredCars.set(
-          restored.partition,
-          entries.map(([carId]) => carId),
-        );
         // All partitions' states go to the workers at once: each worker decodes its share
         // of every partition while the main thread goes on with the next one.
         loading.push(join.restore(restored.partition, entries));
@@ -187,7 +182,7 @@ export class TaskManager {
           // The changelog's copy first: the group's offsets may not show the last transaction yet (lane-position.ts).
           positions.set(i, storedPositions.get(`${topic}:${task.partition}`) ?? decodePosition(c?.offset ?? "0", c?.metadata));
         });
-        task.rewind(positions, restoredCars.get(task.partition), hopSeen.get(task.partition));
+        task.rewind(positions, hopSeen.get(task.partition));
         this.retries.delete(task.partition);
       }
       this.observer.restored(partitions, clock.now() - t0, joinStates, waitingCars);

@@ -127,7 +127,7 @@ export class PartitionTask {
    * topic-partitions whoever paused them, and takes over what the previous owner handed over
    * and joined (lane-position.ts).
    */
-  rewind(committed: ReadonlyMap<number, LanePosition>, restoredCars: Iterable<string> = [], hopSeen: ReadonlyMap<number, number> = new Map()): void {
+  rewind(committed: ReadonlyMap<number, LanePosition>, hopSeen: ReadonlyMap<number, number> = new Map()): void {
     this.group.clear();
     this.hopLanes = INPUT_ROLES.map(() => []);
     this.gate.releaseAll();
@@ -143,7 +143,7 @@ export class PartitionTask {
     });
     this.replaySafeTime = floor;
     this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
-    this.budget = new JoinBudget(floor, restoredCars);
+    this.budget = new JoinBudget(floor);
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
     this.hopSeen = Array.from({ length: INPUT_ROLES.length * this.options.partitions }, (_, k) => hopSeen.get(k) ?? -1);

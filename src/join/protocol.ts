@@ -88,7 +88,7 @@ export interface PartitionProgress {
   pending: number;
   /** The parts that started waiting in this task, as timestamp and carId (src/engine/join-budget.ts mirrors them). */
   taken: { timestamp: number; carId: string; slot: number }[];
-  /** The cars this task touched, with the slots their open window holds now (0: none open). */
+  /** The cars with parts still waiting that took a part or changed in this task, with the slots their open window holds now (0: none open). */
   touched: { carId: string; slots: number }[];
 }
 

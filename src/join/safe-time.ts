@@ -77,6 +77,8 @@ class LaneQueue {
 export class SafeTimeBuffer {
   private readonly heap = new MinHeap<Entry>(before);
   private readonly lanes: LaneQueue[];
+  /** Waiting parts per carId. */
+  private readonly perCar = new Map<string, number>();
 
   constructor(laneCount: number) {
     this.lanes = Array.from({ length: laneCount }, () => new LaneQueue());
@@ -86,10 +88,16 @@ export class SafeTimeBuffer {
     return this.heap.size;
   }
 
+  /** Whether a part of this carId waits. */
+  holdsPartOf(carId: string): boolean {
+    return this.perCar.has(carId);
+  }
+
   add(p: PendingPart): void {
     const e: Entry = { p, released: false };
     this.heap.push(e);
     this.lanes[p.lane]!.items.push(e);
+    this.perCar.set(p.part.carId, (this.perCar.get(p.part.carId) ?? 0) + 1);
   }
 
   /** Rule 2: every part with timestamp < safeTime, in rule 1's order. */
@@ -99,6 +107,10 @@ export class SafeTimeBuffer {
       this.heap.pop();
       e.released = true;
       out.push(e.p);
+      const carId = e.p.part.carId;
+      const left = this.perCar.get(carId)! - 1;
+      if (left === 0) this.perCar.delete(carId);
+      else this.perCar.set(carId, left);
     }
     return out;
   }

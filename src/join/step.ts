@@ -101,12 +101,21 @@ export function joinStep(
   const closing = shard.onWatermark(safeTime);
   for (const e of closing) if (e.type === "state" && !states.has(e.carId)) written.add(e.carId);
   collect(closing);
-  const touched: PartitionProgress["touched"] = [];
   for (const [carId, state] of states) {
-    touched.push({ carId, slots: shard.openSlots(carId) });
     if (state === null && !written.has(carId)) continue;
     outputs.push({ type: "state", partition, carId, value: state === null ? null : encodeCarState(state) });
   }
+  // The join budget's view (src/engine/join-budget.ts): the open slots of every car that has
+  // parts waiting now and took a part or changed this step; the others' are unchanged.
+  const touched: PartitionProgress["touched"] = [];
+  const reported = new Set<string>();
+  const report = (carId: string) => {
+    if (reported.has(carId) || !buffer.holdsPartOf(carId)) return;
+    reported.add(carId);
+    touched.push({ carId, slots: shard.openSlots(carId) });
+  };
+  for (const t of taken) report(t.carId);
+  for (const carId of states.keys()) report(carId);
   return { partition, lowestPending: buffer.lowestPending(), pending: buffer.size, taken, touched };
 }
 
