@@ -21,6 +21,8 @@ export interface LatencyResult {
   cpuPercent: Record<string, number>;
   /** Where the time went inside the engine, stage by stage (from its histograms). */
   stages: StageFigure[];
+  /** Engine settings of this run that differ from the defaults (none: the defaults). */
+  settings: Record<string, string>;
 }
 
 export interface StageFigure {
@@ -71,11 +73,12 @@ export async function runLatency(
   seconds: number,
   brokerPid: number | undefined,
   progress: (line: string) => void,
+  settings: Record<string, string> = {},
 ): Promise<LatencyResult> {
   const kafka = await freshPrefix(base, "latency");
   // Its own process: see priceApiProcess.
   const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "0", MAX_CONCURRENCY: "5" });
-  const e = engine(kafka, api, "latency");
+  const e = engine(kafka, api, "latency", settings);
   const watcher = new OutputWatcher(kafka, topicsOf(kafka));
   let peakRss = 0;
   const openCars: number[] = [];
@@ -121,6 +124,7 @@ export async function runLatency(
       openCarsSeries: openCars,
       cpuPercent,
       stages,
+      settings,
     };
   } finally {
     await watcher.stop();

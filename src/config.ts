@@ -485,6 +485,12 @@ export const benchSpec = {
     /^\d+(,\d+)*$/,
   ),
   latencySeconds: int("BENCH_LATENCY_SECONDS", 30, 5, 3600, "length of each latency run"),
+  latencyIdleGraces: str(
+    "BENCH_LATENCY_IDLE_GRACES",
+    "100",
+    "IDLE_GRACE_MS values of extra latency runs at the first rate (every part waits that long for the safe time; empty: none)",
+    /^(\d+(,\d+)*)?$/,
+  ),
   pricingSeconds: int("BENCH_PRICING_SECONDS", 30, 5, 3600, "length of each pricing run"),
   openCars: int("BENCH_OPEN_CARS", 100_000, 1000, 10_000_000, "open cars for the memory run"),
   restoreOpenCars: int("BENCH_RESTORE_OPEN_CARS", 100_000, 100, 10_000_000, "open cars in the changelog of the restore run"),
