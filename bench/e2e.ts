@@ -7,11 +7,10 @@
 // repartition copies, read back afterwards).
 import type { KafkaSettings, KeyBy } from "../src/config.ts";
 import { generate, type Manifest } from "../src/generate/index.ts";
-import type { RunningPriceApi } from "../src/price-api/server.ts";
 import { cpuSeconds } from "./cpu.ts";
 import { runPassthrough } from "./passthrough.ts";
 import { countChangelog, countRepartition, type ChangelogCounts, type RepartitionCounts } from "./records.ts";
-import { engine, freshPrefix, priceApi, waitForOutputs } from "./stack.ts";
+import { engine, freshPrefix, priceApiProcess, waitForOutputs, type PriceApiProcess } from "./stack.ts";
 
 export interface EngineRun {
   workers: number;
@@ -79,7 +78,7 @@ export async function runE2e(
       );
   const passS = await runPassthrough(backlogs[0]!.kafka, records, progress);
   const passRate = records / passS;
-  const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0, maxConcurrency: 5 });
+  const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "0", MAX_CONCURRENCY: "5" });
   const runs: E2eResult["engine"] = [];
   try {
     for (const w of workers)
@@ -107,7 +106,7 @@ export async function runE2e(
 
 async function runEngine(
   kafka: KafkaSettings,
-  api: RunningPriceApi,
+  api: PriceApiProcess,
   w: number,
   keyBy: KeyBy,
   manifest: Manifest,

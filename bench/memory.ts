@@ -4,7 +4,7 @@
 // to read (settled: what 100,000 open cars cost to keep).
 import type { KafkaSettings } from "../src/config.ts";
 import { generate } from "../src/generate/index.ts";
-import { engine, freshPrefix, priceApi } from "./stack.ts";
+import { engine, freshPrefix, priceApiProcess } from "./stack.ts";
 
 export interface MemoryResult {
   openCars: number;
@@ -25,7 +25,7 @@ const SETTLE_S = 10;
 
 export async function runMemory(base: KafkaSettings, cars: number, progress: (line: string) => void): Promise<MemoryResult> {
   const kafka = await freshPrefix(base, "memory");
-  const api = await priceApi({ delayMinMs: 0, delayMaxMs: 0 });
+  const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "0" });
   const e = engine(kafka, api, "memory", { JOIN_TIMEOUT_MS: "3600000" });
   const mb = (bytes: number | undefined) => Math.round((bytes ?? 0) / 1e6);
   try {

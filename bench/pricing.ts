@@ -3,7 +3,7 @@
 // with every SKU distinct (they cannot be).
 import type { KafkaSettings } from "../src/config.ts";
 import { generate } from "../src/generate/index.ts";
-import { engine, freshPrefix, priceApi } from "./stack.ts";
+import { engine, freshPrefix, priceApiProcess } from "./stack.ts";
 
 export interface PricingRun {
   catalog: "small" | "distinct";
@@ -17,7 +17,7 @@ export async function runPricing(base: KafkaSettings, seconds: number, progress:
   const runs: PricingRun[] = [];
   for (const catalog of ["small", "distinct"] as const) {
     const kafka = await freshPrefix(base, `pricing-${catalog}`);
-    const api = await priceApi({ delayMinMs: 0, delayMaxMs: 800, maxConcurrency: 5 });
+    const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "800", MAX_CONCURRENCY: "5" });
     const e = engine(kafka, api, `pricing-${catalog}`, { PRICE_DEADLINE_MS: "600000" });
     try {
       await e.start();

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { KafkaSettings } from "../src/config.ts";
 import { generate } from "../src/generate/index.ts";
 import { createKafka } from "../src/kafka.ts";
-import { engine, freshPrefix, logDir, priceApi, topicsOf } from "./stack.ts";
+import { engine, freshPrefix, logDir, priceApiProcess, topicsOf } from "./stack.ts";
 
 export interface RestoreResult {
   openCars: number;
@@ -33,7 +33,7 @@ const RESTORED = /restored in (\d+) ms \((\d+) join states, (\d+) cars waiting f
 export async function runRestore(base: KafkaSettings, openCars: number, waitingCars: number, progress: (line: string) => void): Promise<RestoreResult> {
   const kafka = await freshPrefix(base, "restore");
   // Answers after ten minutes: every priced car waits for the whole run.
-  const api = await priceApi({ delayMinMs: 600_000, delayMaxMs: 600_000 });
+  const api = await priceApiProcess({ DELAY_MIN_MS: "600000", DELAY_MAX_MS: "600000" });
   const env = {
     JOIN_TIMEOUT_MS: "3600000",
     PRICE_DEADLINE_MS: "3600000",

@@ -1,13 +1,12 @@
 // What every end-to-end benchmark needs: fresh topics under a prefix, the mock price API,
 // engine processes, and a wait for the engine's committed outputs.
 import { resolve } from "node:path";
-import type { KafkaSettings, PriceApiSettings } from "../src/config.ts";
-import { loadSettings, priceApiSpec, topicsOf } from "../src/config.ts";
+import type { KafkaSettings } from "../src/config.ts";
+import { topicsOf } from "../src/config.ts";
 import type { Situation } from "../src/domain.ts";
 import { createKafka, ensureTopics } from "../src/kafka.ts";
 import { EngineProcess } from "../src/local/engine-process.ts";
 import { freePort } from "../src/local/ports.ts";
-import { startPriceApi, type RunningPriceApi } from "../src/price-api/server.ts";
 
 export const logDir = resolve(import.meta.dir, "../.local/bench-logs");
 
@@ -20,10 +19,6 @@ export async function freshPrefix(base: KafkaSettings, label: string): Promise<K
   return kafka;
 }
 
-export async function priceApi(overrides: Partial<PriceApiSettings>): Promise<RunningPriceApi> {
-  return startPriceApi({ ...loadSettings(priceApiSpec, { env: {}, argv: [] }), port: 0, ...overrides });
-}
-
 /** The mock price API as its own process (`bun src/cli/price-api.ts`), as a real service runs. */
 export interface PriceApiProcess {
   url: string;
@@ -33,9 +28,11 @@ export interface PriceApiProcess {
 
 /**
  * Starts the mock price API in a process of its own (settings as its environment, e.g.
- * DELAY_MAX_MS) and waits for its /health. A live run needs it: the bench process also runs
+ * DELAY_MAX_MS) and waits for its /health. Every run uses one: the bench process also runs
  * the generator, whose model of the expected outputs takes seconds of CPU once the input is
- * sent; an API in that process answered nothing meanwhile, and the engine's requests timed out.
+ * sent, and after the backlog runs it holds their manifests, whose collections pause it for
+ * seconds. An API in that process answered nothing meanwhile: the engine's requests timed out
+ * in live runs, and a full bench's pricing run once priced 0.2 cars/s instead of ~140.
  */
 export async function priceApiProcess(env: Record<string, string>): Promise<PriceApiProcess> {
   const port = await freePort();

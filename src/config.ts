@@ -332,6 +332,13 @@ export const engineSpec = {
     "how far (event time) a partition may read ahead of the slowest one while parts wait for the repartition hop",
   ),
   maxBufferedRecords: int("MAX_BUFFERED_RECORDS", 5000, 100, 10_000_000, "records buffered per input topic-partition before its fetching pauses"),
+  maxWaitingParts: int(
+    "MAX_WAITING_PARTS",
+    20_000,
+    10,
+    10_000_000,
+    "parts of one input partition waiting for its safe time before it stops handing over more (unless the safe time waits for it)",
+  ),
   maxClockSkewMs: int(
     "MAX_CLOCK_SKEW_MS",
     DEFAULT_MAX_CLOCK_SKEW_MS,

@@ -304,12 +304,19 @@ describe("engine: repartition under faults and read speeds", () => {
     // Fast: the default settings, everything fetched in 1 MiB batches, all lanes full at once.
     await s.engine.start();
     const fast = await expectExact(s.kafka, manifest);
-    // Slow, a group of its own over the same input: lanes of 100 records, one worker, and reading
-    // paused while 8 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), so
-    // the input and the repartition lanes are read in small, uneven steps.
+    // Slow, a group of its own over the same input: lanes of 100 records, one worker, reading
+    // paused while 8 cars wait for a price API that takes up to 40 ms (SPEC §5 backpressure), and
+    // stage 1 held while 50 parts of a partition wait for its safe time (safe-time.ts rule 6),
+    // so the input and the repartition lanes are read in small, uneven steps.
     const slowApi = await priceApi({ delayMinMs: 10, delayMaxMs: 40 });
     apis.push(slowApi);
-    const slow = otherGroup(s, "slow", { PRICE_API_URL: slowApi.url, MAX_BUFFERED_RECORDS: "100", WORKERS: "1", PRICE_MAX_WAITING_CARS: "8" });
+    const slow = otherGroup(s, "slow", {
+      PRICE_API_URL: slowApi.url,
+      MAX_BUFFERED_RECORDS: "100",
+      WORKERS: "1",
+      PRICE_MAX_WAITING_CARS: "8",
+      MAX_WAITING_PARTS: "50",
+    });
     await slow.engine.start();
     const slowRecords = await expectExact(slow.kafka, manifest);
     expectSameOutputs({ records: fast, topics: s.topics }, { records: slowRecords, topics: topicsOf(slow.kafka) });

@@ -143,6 +143,25 @@ describe("safe time and alignment (SafeTime)", () => {
     expect(st.releaseBound(1000, 2000)).toBe(Number.POSITIVE_INFINITY);
     expect(st.releaseBound(Number.NEGATIVE_INFINITY, 2000)).toBe(Number.POSITIVE_INFINITY);
   });
+
+  test("rule 6: a full stage 2 holds a source whose announced watermark is ahead of its safe time, never the one the safe time waits for", () => {
+    // Partition 0 hears itself at 4000 and partition 1 at 1000: its safe time waits for 1.
+    const st = new SafeTime(1, 2);
+    st.hear(0, 0, 4000);
+    st.hear(0, 1, 1000);
+    expect(st.advance(4000)).toBe(1000);
+    expect(st.stageTwoFull(500, 500, 4000)).toBe(true); // full, and ahead: held
+    expect(st.stageTwoFull(499, 500, 4000)).toBe(false); // room left
+    // Partition 1 itself: its own announcement is what its safe time waits for.
+    const slowest = new SafeTime(1, 2);
+    slowest.hear(0, 0, 4000);
+    slowest.hear(0, 1, 1000);
+    expect(slowest.advance(1000)).toBe(1000);
+    expect(slowest.stageTwoFull(10_000, 500, 1000)).toBe(false);
+    // Before anything was heard the safe time is -Infinity: any source that announced is ahead.
+    expect(new SafeTime(1, 2).stageTwoFull(500, 500, Number.NEGATIVE_INFINITY)).toBe(false);
+    expect(new SafeTime(1, 2).stageTwoFull(500, 500, 10)).toBe(true);
+  });
 });
 
 describe("join budget (room for cars waiting for prices)", () => {

@@ -130,6 +130,7 @@ export class Engine {
         maxBufferedRecords: settings.maxBufferedRecords,
         maxClockSkewMs: settings.maxClockSkewMs,
         maxDriftMs: settings.maxWatermarkDriftMs,
+        maxWaitingParts: settings.maxWaitingParts,
         partitions,
         topics: { ...this.topics, repartition: this.repartition },
         migratedBackoffMs: settings.sessionTimeoutMs,

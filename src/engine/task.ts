@@ -35,6 +35,8 @@ export interface TaskOptions {
   maxClockSkewMs: number;
   /** Alignment: how far stage 1 may run ahead of the safe time (safe-time.ts rule 5). */
   maxDriftMs: number;
+  /** Parts waiting for the safe time (in the workers) before stage 1 stops releasing (safe-time.ts rule 6). */
+  maxWaitingParts: number;
   /** Partitions of the input topics. */
   partitions: number;
   topics: CollectorTopics & Record<InputRole, string>;
@@ -187,7 +189,8 @@ export class PartitionTask {
    */
   drain(limit: number, room: number, bound: number): { records: TickRecord[]; safeTime: number; cars: number } {
     const until = this.safeTime.releaseBound(this.group.currentWatermark(), this.options.maxDriftMs);
-    const { records: released } = this.group.drain(limit, until);
+    const full = this.safeTime.stageTwoFull(this.pendingParts, this.options.maxWaitingParts, this.group.announcedWatermark());
+    const { records: released } = this.group.drain(full ? 0 : limit, until);
     if (released.length > 0) this.hooks.released(released);
     const out: TickRecord[] = [];
     for (const { role, record } of released) {

@@ -271,6 +271,7 @@ export interface Shell {
 export function shell(
   opts: {
     maxBufferedRecords?: number;
+    maxWaitingParts?: number;
     maxWaitingCars?: number;
     joinTimeoutMs?: number;
     maxClockSkewMs?: number;
@@ -309,6 +310,7 @@ export function shell(
       maxBufferedRecords: opts.maxBufferedRecords ?? 100,
       maxClockSkewMs: opts.maxClockSkewMs ?? 60_000,
       maxDriftMs: 10_000,
+      maxWaitingParts: opts.maxWaitingParts ?? 20_000,
       partitions,
       topics: TOPICS,
       migratedBackoffMs: 6000,
