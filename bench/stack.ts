@@ -47,8 +47,14 @@ export async function priceApiProcess(env: Record<string, string>): Promise<Pric
     proc.kill("SIGKILL");
     await proc.exited;
   };
-  for (const deadline = Date.now() + 15_000; ; ) {
-    if (await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) }).then((r) => r.ok, () => false)) return { url, pid: proc.pid, stop };
+  for (const deadline = Date.now() + 15_000; ;) {
+    if (
+      await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) }).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return { url, pid: proc.pid, stop };
     if (proc.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`the price API process did not answer /health at ${url} (exit code ${proc.exitCode})`);

@@ -251,7 +251,9 @@ function addToDecimal(base: string, delta: number | { toString(): string }): str
     const sum = Number(base) + delta;
     if (Number.isSafeInteger(sum) && Number.isSafeInteger(Number(base))) return String(sum);
   }
-  return Long.fromValue(base).add(typeof delta === "number" ? Long.fromValue(delta) : delta).toString();
+  return Long.fromValue(base)
+    .add(typeof delta === "number" ? Long.fromValue(delta) : delta)
+    .toString();
 }
 
 /** kafkajs's record decoder (recordBatch/record/v0/decoder.js) with number arithmetic: the same record. */

@@ -94,8 +94,13 @@ describe("the protocol encoder without zero-filling (kafkajs fix)", () => {
     const inner = new E().writeInt32(7).writeVarIntString("wheel-".repeat(50)).writeVarLong(-123456789);
     const e = new E(8).writeInt8(-1).writeInt16(300).writeInt64("9007199254740993").writeDouble(0.1).writeBoolean(true).writeString("body");
     e.writeBytes(Buffer.from("x".repeat(3000))).writeString(null);
-    for (let i = 0; i < 200; i++) e.writeVarInt(i * 1013 - 50_000).writeUVarInt(i * 977).writeEncoder(inner);
-    e.writeVarIntBytes(Buffer.from([1, 2, 3])).writeUVarIntBytes(Buffer.from([4])).writeArray(["a", "bb"]);
+    for (let i = 0; i < 200; i++)
+      e.writeVarInt(i * 1013 - 50_000)
+        .writeUVarInt(i * 977)
+        .writeEncoder(inner);
+    e.writeVarIntBytes(Buffer.from([1, 2, 3]))
+      .writeUVarIntBytes(Buffer.from([4]))
+      .writeArray(["a", "bb"]);
     // Nesting as a produce request does: records in a batch, the batch (over 16 KB) in its
     // partition, that in its topic, in the request; sizes written before the bytes.
     const batch = new E();

@@ -340,7 +340,12 @@ describe("stage 2 as the join sees it: the outcome does not depend on arrival or
       const bound = rest.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...rest);
       // Any safe time the markers could have given: between the last one and the bound.
       if (bound > safeTime) safeTime = rng.chance(0.5) ? bound : safeTime + rng.int(Math.max(1, Math.min(bound, 40_000) - safeTime));
-      const { cars: mayComplete } = budget.advance(safeTime, Number.POSITIVE_INFINITY, batch.map((r) => r.timestamp), Number.POSITIVE_INFINITY);
+      const { cars: mayComplete } = budget.advance(
+        safeTime,
+        Number.POSITIVE_INFINITY,
+        batch.map((r) => r.timestamp),
+        Number.POSITIVE_INFINITY,
+      );
       const emittedBefore = outputs.filter(isAssembled).length;
       const progress = joinStep(state, 0, batch, safeTime, { maxPartBytes: 65536, topics, partitions: PARTITIONS }, outputs);
       // The budget may overestimate the cars a tick completes, never underestimate them.

@@ -129,7 +129,11 @@ export class TaskManager {
         this.ports.sinkFor(p),
         input,
         this.options,
-        { committed: (r) => this.committed(r), released: (records) => this.observer.released(records, clock.now()), joined: (waited) => this.observer.joined(waited) },
+        {
+          committed: (r) => this.committed(r),
+          released: (records) => this.observer.released(records, clock.now()),
+          joined: (waited) => this.observer.joined(waited),
+        },
         clock.now,
       );
       this.tasks.set(p, task);
