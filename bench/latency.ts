@@ -76,7 +76,6 @@ export async function runLatency(
   settings: Record<string, string> = {},
 ): Promise<LatencyResult> {
   const kafka = await freshPrefix(base, "latency");
-  // Its own process: see priceApiProcess.
   const api = await priceApiProcess({ DELAY_MIN_MS: "0", DELAY_MAX_MS: "0", MAX_CONCURRENCY: "5" });
   const e = engine(kafka, api, "latency", settings);
   const watcher = new OutputWatcher(kafka, topicsOf(kafka));
