@@ -13,11 +13,6 @@
 // 2. Grouping a send's messages per partition (CPU). kafkajs copies a partition's array for
 //    every message it adds to it, quadratic in the messages per partition; the sink had to cut
 //    its sends into 256-message chunks, one produce round trip each. This groups in one pass.
-// 4. Decoding a fetched record (CPU). kafkajs computes each record's offset and timestamp with
-//    its BigInt-backed Long (parse the batch's first offset from a string, add, print), and
-//    folds its headers by copying an object per header: ~10 % of the main thread in a backlog
-//    run. Offsets and millisecond timestamps are far below 2^53, so this adds plain numbers
-//    (kafkajs's Long where a value would not be exact) and gives the same record.
 // 3. The protocol encoder's buffers (CPU). kafkajs zero-fills every buffer it allocates (one per
 //    record and per nested structure, and every time a buffer doubles), then overwrites it: the
 //    allocations were 10 % of the main thread in a backlog run (`bun --cpu-prof`). The encoder
@@ -27,6 +22,11 @@
 //    framed request, each into a buffer grown by doubling (copies: 11 % of the main thread).
 //    Here an encoder takes a large nested encoder's bytes by reference (a list of pieces) and
 //    copies them once, when its own bytes are asked for: the framed request, before sending.
+// 4. Decoding a fetched record (CPU). kafkajs computes each record's offset and timestamp with
+//    its BigInt-backed Long (parse the batch's first offset from a string, add, print), and
+//    folds its headers by copying an object per header: ~10 % of the main thread in a backlog
+//    run. Offsets and millisecond timestamps are far below 2^53, so this adds plain numbers
+//    (kafkajs's Long where a value would not be exact) and gives the same record.
 import { createRequire } from "node:module";
 import { CommittedFilter } from "./state/record-batches.ts";
 
@@ -110,7 +110,7 @@ const BY_REFERENCE_BYTES = 16 * 1024;
  * kafkajs writes an encoder front to back and never rewrites a byte, so a piece taken by
  * reference stays what it was: its owner only writes past it, or into a new buffer.
  */
-function encoderWithoutZeroFill(Encoder: EncoderClass): EncoderClass {
+function fixedEncoder(Encoder: EncoderClass): EncoderClass {
   /** Buffers an encoder gave out (`buffer`) that are large enough to be taken by reference. */
   const givenOut = new WeakSet<Buffer>();
   const Unzeroed = class extends Encoder {
@@ -248,8 +248,9 @@ function readSmallVarLong(decoder: KafkajsDecoder): number | undefined {
 /** `base` (a decimal string) + `delta` as a decimal string, as kafkajs's Long would print it. */
 function addToDecimal(base: string, delta: number | { toString(): string }): string {
   if (typeof delta === "number") {
-    const sum = Number(base) + delta;
-    if (Number.isSafeInteger(sum) && Number.isSafeInteger(Number(base))) return String(sum);
+    const start = Number(base);
+    const sum = start + delta;
+    if (Number.isSafeInteger(start) && Number.isSafeInteger(sum)) return String(sum);
   }
   return Long.fromValue(base)
     .add(typeof delta === "number" ? Long.fromValue(delta) : delta)
@@ -277,7 +278,7 @@ export function decodeRecord(decoder: KafkajsDecoder, batchContext: RecordBatchC
   return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
 }
 
-export const Encoder = encoderWithoutZeroFill(require("kafkajs/src/protocol/encoder.js") as EncoderClass);
+export const Encoder = fixedEncoder(require("kafkajs/src/protocol/encoder.js") as EncoderClass);
 
 install("kafkajs/src/consumer/filterAbortedMessages.js", filterAbortedMessages, "kafkajs/src/consumer/batch.js");
 install("kafkajs/src/producer/groupMessagesPerPartition.js", groupMessagesPerPartition, "kafkajs/src/producer/sendMessages.js");

@@ -155,7 +155,7 @@ export class PriceCoalescer {
     s.inFlightSentAt = undefined;
     s.attempts = 0;
     s.notBefore = now;
-    // Deleting the entry being visited (here and in forget) is safe while iterating a Set.
+    // Deleting the entry being visited (here and in forget) is safe while iterating a Map.
     for (const [w, i] of s.waiters) {
       if (w.since > req.sentAt) continue; // began waiting after the request left: needs a fresher one
       w.cents[i] = cents;
