@@ -1,6 +1,7 @@
 // The price API failing, hanging, and slow enough to fill the waiting set.
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Car } from "../src/domain.ts";
+import type { StatusSnapshot } from "../src/engine/status.ts";
 import { readOutputs } from "../src/verify/reader.ts";
 import { engineCaughtUp, generate, stack, until, verifyOutputs, type Stack } from "./support/stack.ts";
 
@@ -17,6 +18,25 @@ async function failedPriceErrors(s: Stack): Promise<string[]> {
     .map((r) => JSON.parse(Buffer.from(r.value!).toString()) as Car)
     .filter((c) => c.situation === "FAILED_GET_PRICE")
     .map((c) => c.error ?? "");
+}
+
+/** How many input topic-partitions the engine reports paused for want of room. */
+async function pausedForRoom(s: Stack): Promise<number> {
+  const status = (await (await fetch(`${s.engine.url}/status.json`)).json()) as StatusSnapshot;
+  return status.partitions.reduce((n, p) => n + p.paused.filter((x) => x.reason === "no_room").length, 0);
+}
+
+/** The most distinct cars with a part stamped at one millisecond in one input partition (what one timestamp can complete). */
+async function mostCarsAtOneMillisecond(s: Stack): Promise<number> {
+  const t = s.topics;
+  const read = await readOutputs(s.kafka, [t.body, t.engine, t.remoteControl, t.wheel], { quietMs: 1500, timeoutMs: 30_000 });
+  const cars = new Map<string, Set<string>>();
+  for (const r of read.records) {
+    const carId = r.key ?? "";
+    const at = `${r.partition}@${r.timestamp}`;
+    cars.set(at, (cars.get(at) ?? new Set()).add(carId));
+  }
+  return Math.max(...[...cars.values()].map((c) => c.size));
 }
 
 describe("engine: price API outages", () => {
@@ -74,35 +94,55 @@ describe("engine: price API outages", () => {
     expect(stats.rejected).toBe(0);
   }, 180_000);
 
-  test("backpressure: API hanging while input keeps coming → waiting set stays at its bound, memory bounded, nothing lost once the API recovers", async () => {
+  test("backpressure: API hanging while input keeps coming → the waiting set fills to its bound (to a timestamp's cars), the engine stops reading, memory bounded, nothing lost once the API recovers", async () => {
     const bound = 300;
     const s = (current = await stack("backpressure", {
       api: { hangRate: 1, maxConcurrency: 5 },
       engineEnv: { PRICE_MAX_WAITING_CARS: String(bound), PRICE_DEADLINE_MS: "600000", PRICE_REQUEST_TIMEOUT_MS: "1000", PRICE_RETRY_MAX_MS: "300" },
     }));
     await s.engine.start();
-    const generating = generate({ cars: 3000, seed: 54, rate: 600 }, s.kafka);
     let maxWaiting = 0;
     let maxRss = 0;
-    let finished = false;
-    void generating.finally(() => (finished = true));
-    // Sample while input flows and a little after: the last records fill the set up to its bound.
-    let settle = 0;
-    while (!finished || settle++ < 30) {
+    const sample = async () => {
       const m = await s.engine.metrics();
       if (m) {
         maxWaiting = Math.max(maxWaiting, m.waiting);
         maxRss = Math.max(maxRss, m.rssBytes);
       }
+      return m;
+    };
+    // More than the bound's worth of cars, then until every input topic-partition is paused for
+    // want of room. How fast that comes depends on the machine, so the second batch is sent
+    // after it: input keeps coming while the engine has no room, whatever the timing.
+    const first = await generate({ cars: 1500, seed: 54, rate: 600 }, s.kafka);
+    const owned = (await s.engine.status())!.partitions.length;
+    expect(owned).toBeGreaterThan(0);
+    const noRoomEverywhere = async () => {
+      await sample();
+      return (await pausedForRoom(s)) === 4 * owned;
+    };
+    expect(await until(noRoomEverywhere, 60_000)).toBe(true);
+    const full = (await sample())!;
+    const generating = generate({ cars: 1500, seed: 55, rate: 600 }, s.kafka);
+    let finished = false;
+    void generating.finally(() => (finished = true));
+    let settle = 0;
+    while (!finished || settle++ < 20) {
+      await sample();
       await Bun.sleep(100);
     }
-    const manifest = await generating;
-    // The waiting set filled up and stayed at its bound; the engine stopped reading input.
-    expect(maxWaiting).toBe(bound);
-    const beforeRecovery = await s.engine.metrics();
-    expect(beforeRecovery!.recordsIn).toBeLessThan(manifest.counts.recordsSent);
+    const second = await generating;
+    const beforeRecovery = (await sample())!;
+    // Never over the bound; short of it by less than the cars one millisecond can complete (the
+    // join's safe time moves by whole timestamps, and producers stamp a batch alike); no car
+    // joined and (but for fetches in flight when the pause came) nothing read meanwhile.
+    expect(maxWaiting).toBeLessThanOrEqual(bound);
+    expect(beforeRecovery.waiting).toBe(full.waiting);
+    expect(bound - full.waiting).toBeLessThan(await mostCarsAtOneMillisecond(s));
+    expect(beforeRecovery.recordsIn - full.recordsIn).toBeLessThan(second.counts.recordsSent / 10);
     expect(maxRss).toBeLessThan(500 * 1024 * 1024);
     s.api.reconfigure({ hangRate: 0, delayMinMs: 0, delayMaxMs: 20 });
+    const manifest = { ...second, cars: [...first.cars, ...second.cars], deadLetters: [...first.deadLetters, ...second.deadLetters] };
     expect(await engineCaughtUp(s.engine, manifest, 120_000)).toBe(true);
     const report = await verifyOutputs(s.kafka, manifest);
     expect(report.problems).toEqual({});

@@ -176,10 +176,10 @@ describe("join budget (room for cars waiting for prices)", () => {
   test("the join's safe time stops at the first timestamp at which more cars than the room would be complete", () => {
     const b = new JoinBudget();
     take(b, [...car("a", 10), ...car("b", 12), ...car("c", 14)]); // complete at 16, 18, 20
-    expect(b.advance(100, 3, [], 10)).toEqual({ safeTime: 100, cars: 3 });
+    expect(b.advance(100, 3, [], 10)).toEqual({ safeTime: 100, cars: 3, held: false });
     const c = new JoinBudget();
     take(c, [...car("a", 10), ...car("b", 12), ...car("c", 14)]);
-    expect(c.advance(100, 2, [], 10)).toEqual({ safeTime: 20, cars: 2 }); // c would complete at 20
+    expect(c.advance(100, 2, [], 10)).toEqual({ safeTime: 20, cars: 2, held: true }); // c would complete at 20
     c.settle(
       [],
       [
@@ -188,36 +188,36 @@ describe("join budget (room for cars waiting for prices)", () => {
         { carId: "c", slots: 0b0111111 },
       ],
     );
-    expect(c.advance(100, 0, [], 10)).toEqual({ safeTime: 20, cars: 0 }); // never back; nothing more fits
-    expect(c.advance(100, 1, [], 10)).toEqual({ safeTime: 100, cars: 1 }); // c's last slot: one car
+    expect(c.advance(100, 0, [], 10)).toEqual({ safeTime: 20, cars: 0, held: true }); // never back; nothing more fits
+    expect(c.advance(100, 1, [], 10)).toEqual({ safeTime: 100, cars: 1, held: false }); // c's last slot: one car
   });
 
   test("slots joined before count: a car's last part completes it, a duplicate slot does not; a car with no report and undecoded records may complete at once", () => {
     const b = new JoinBudget();
     take(b, car("a", 10).slice(0, 6)); // six slots of a
-    expect(b.advance(16, 0, [], 10)).toEqual({ safeTime: 16, cars: 0 }); // they join: nothing completes
+    expect(b.advance(16, 0, [], 10)).toEqual({ safeTime: 16, cars: 0, held: false }); // they join: nothing completes
     b.settle([], [{ carId: "a", slots: 0b0111111 }]); // they left: nothing of a waits, a is forgotten
     // Taking a's next parts, the worker reports its slots; x (a restored car, say) was not reported.
     b.settle([part(20, "a", 2), part(21, "x", 0), part(22, "a", 6)], [{ carId: "a", slots: 0b0111111 }]);
-    expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1 }); // x may complete at 21; a at 22 would be a second
+    expect(b.advance(100, 1, [], 10)).toEqual({ safeTime: 22, cars: 1, held: true }); // x may complete at 21; a at 22 would be a second
     b.settle([], []); // 20 and 21 left; a's part at 22 waits, its slots still known
     b.settle([part(30, "x", 0)], [{ carId: "x", slots: 0b1111110 }]);
-    expect(b.advance(100, 2, [], 10)).toEqual({ safeTime: 100, cars: 2 }); // a at 22, x at 30
+    expect(b.advance(100, 2, [], 10)).toEqual({ safeTime: 100, cars: 2, held: false }); // a at 22, x at 30
     const c = new JoinBudget();
-    expect(c.advance(100, 1, [5, 6], 10)).toEqual({ safeTime: 6, cars: 1 }); // each record handed this tick may complete a car
+    expect(c.advance(100, 1, [5, 6], 10)).toEqual({ safeTime: 6, cars: 1, held: true }); // each record handed this tick may complete a car
   });
 
   test("parts below the join's safe time already reached (late ones) reach the join whatever the room", () => {
     const b = new JoinBudget(1000);
-    expect(b.advance(900, 0, [500, 600], 10)).toEqual({ safeTime: 1000, cars: 2 });
+    expect(b.advance(900, 0, [500, 600], 10)).toEqual({ safeTime: 1000, cars: 2, held: false });
   });
 
   test("a timestamp completing more cars than the whole bound goes through when nothing waits for prices, else waits", () => {
     const b = new JoinBudget();
     take(b, [...car("a", 1, 0), ...car("b", 1, 0), ...car("c", 1, 0), ...car("d", 1, 0), part(9, "e", 0)]); // four cars complete at 1
-    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 1, cars: 0 });
-    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 1, cars: 0 }); // cars wait for prices: wait for room
-    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4 }); // the whole bound is free: they go
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 1, cars: 0, held: true });
+    expect(b.advance(100, 2, [], 3)).toEqual({ safeTime: 1, cars: 0, held: true }); // cars wait for prices: wait for room
+    expect(b.advance(100, 3, [], 3)).toEqual({ safeTime: 9, cars: 4, held: true }); // the whole bound is free: they go (e@9 next tick)
   });
 
   test("parts taken in one tick from several workers (each in order, not with each other) leave in timestamp order, and say how long they waited", () => {

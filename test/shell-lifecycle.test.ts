@@ -132,6 +132,94 @@ describe("shell: pauses", () => {
     await s.turn();
     expect(s.input.paused.size).toBe(0);
   });
+
+  /** Six parts of `carId` (all but the rear-right wheel) at `at`, from `offset` on each lane (the wheels from 3 × offset). */
+  function sixParts(s: Shell, p: number, carId: string, offset: number, at: number): void {
+    s.deliver("body", p, [partMessage("body", carId, `${carId}-b`, offset, at)]);
+    s.deliver("engine", p, [partMessage("engine", carId, `${carId}-e`, offset, at)]);
+    s.deliver("remoteControl", p, [partMessage("remoteControl", carId, `${carId}-r`, offset, at)]);
+    s.deliver(
+      "wheel",
+      p,
+      ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", carId, `${carId}-w${i}`, 3 * offset + i, at, pl)),
+    );
+  }
+  const lastWheel = (carId: string, offset: number, at: number) => partMessage("wheel", carId, `${carId}-w3`, offset, at, "REAR_RIGHT");
+  const allPaused = (s: Shell, p: number) => INPUT_ROLES.every((r) => s.input.isPaused(r, p));
+
+  test("when every task's join is held back for room, every topic-partition pauses though the waiting set is short of full (two cars complete at one timestamp, one slot left)", async () => {
+    const s = shell({ maxWaitingCars: 2 });
+    await owning(s, [0]);
+    const cars = ["car-0", "car-1", "car-2"];
+    cars.forEach((c, i) => sixParts(s, 0, c, i, s.clock.now() + i));
+    s.clock.advance(600);
+    await untilJoined(s, 0, 100);
+    // car-0's last wheel first, then car-1's and car-2's at one later timestamp (above the safe
+    // time: not late, so the budget decides when they join).
+    const now = s.clock.now();
+    s.deliver("wheel", 0, [lastWheel("car-0", 9, now + 100), lastWheel("car-1", 10, now + 200), lastWheel("car-2", 11, now + 200)]);
+    const seen = { waiting: 0, full: false, pausedShort: false };
+    for (let turn = 0; turn < 40; turn++) {
+      caughtUp(s, 0);
+      await s.turn();
+      seen.waiting = Math.max(seen.waiting, s.pricing.waiting);
+      seen.full ||= s.pricing.isFull();
+      if (s.pricing.waiting === 1) seen.pausedShort ||= allPaused(s, 0);
+      s.clock.advance(50);
+    }
+    // The two cars at one timestamp never fit in the one slot left: the set stays at 1 and reading stopped.
+    expect(seen).toEqual({ waiting: 1, full: false, pausedShort: true });
+    expect([...s.tasks.task(0)!.pauses().values()].every((why) => why.includes("no_room"))).toBe(true);
+    // A price frees the set: both go through together, then every car is out and reading resumes.
+    s.pricing.priceAll(s.clock.now());
+    for (let turn = 0; turn < 40 && s.kafka.outputs.length < 3; turn++) {
+      caughtUp(s, 0);
+      await s.turn();
+      seen.waiting = Math.max(seen.waiting, s.pricing.waiting);
+      if (s.pricing.waiting > 0) s.pricing.priceAll(s.clock.now());
+      s.clock.advance(50);
+    }
+    expect(s.kafka.outputs.map((o) => o.key).sort()).toEqual(cars);
+    expect(seen.waiting).toBe(2);
+    await s.turn();
+    expect(s.input.paused.size).toBe(0);
+  });
+
+  test("one task held back for room while another can still join on: reading goes on (it moves the safe time the other waits for) until the set is full", async () => {
+    const s = shell({ maxWaitingCars: 2, partitions: 2 });
+    await owning(s, [0, 1]);
+    const [a, b, c] = [carOf(0, "held-a"), carOf(0, "held-b"), carOf(0, "held-c")];
+    const d = carOf(1, "free-d");
+    [a, b, c].forEach((car, i) => sixParts(s, 0, car, i, s.clock.now() + i));
+    sixParts(s, 1, d, 0, s.clock.now());
+    const both = () => {
+      caughtUp(s, 0);
+      caughtUp(s, 1);
+    };
+    for (let turn = 0; turn < 100 && s.tasks.task(0)!.buffered() + s.tasks.task(1)!.buffered() > 0; turn++) {
+      s.clock.advance(100);
+      both();
+      await s.turn();
+    }
+    expect(s.tasks.task(0)!.buffered() + s.tasks.task(1)!.buffered()).toBe(0);
+    // Partition 0: a completes, then b and c at one timestamp (one slot left after a: held).
+    // Partition 1: d completes later, only once partition 0's watermark has moved past it.
+    const now = s.clock.now();
+    s.deliver("wheel", 0, [lastWheel(a, 9, now + 100), lastWheel(b, 10, now + 200), lastWheel(c, 11, now + 200)]);
+    s.deliver("wheel", 1, [lastWheel(d, 3, now + 600)]);
+    let readWhileOneHeld = false;
+    let pausedBeforeFull = false;
+    for (let turn = 0; turn < 60 && !s.pricing.isFull(); turn++) {
+      both();
+      await s.turn();
+      if (s.tasks.task(0)!.heldForRoom && !s.tasks.task(1)!.heldForRoom) readWhileOneHeld ||= !allPaused(s, 0) && !allPaused(s, 1);
+      if (!s.pricing.isFull()) pausedBeforeFull ||= allPaused(s, 0) || allPaused(s, 1);
+      s.clock.advance(50);
+    }
+    expect({ readWhileOneHeld, pausedBeforeFull, full: s.pricing.isFull() }).toEqual({ readWhileOneHeld: true, pausedBeforeFull: false, full: true });
+    await s.turn();
+    expect(allPaused(s, 0) && allPaused(s, 1)).toBe(true);
+  });
 });
 
 describe("shell: record cache", () => {

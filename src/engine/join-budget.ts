@@ -20,6 +20,11 @@
 // One exception keeps it live: the cars of one timestamp cannot be split, so when the first
 // timestamp alone can complete more cars than the whole bound (the room when nothing waits
 // for prices), its parts go through at once: waiting for more room would wait forever.
+//
+// Filling by whole timestamps, the waiting set can stop short of its bound: producers stamp a
+// batch's records alike, so dozens of cars may complete at one millisecond, and when they do
+// not all fit in the room left, none go. The set is then as full as timestamps allow; it is
+// never over its bound.
 import { ALL_SLOTS } from "../join/car.ts";
 
 /** A part that started waiting in a join worker: its timestamp, car and slot (0–6). */
@@ -61,24 +66,27 @@ export class JoinBudget {
    * The join's safe time for this tick: `safeTime` if the parts below it (the waiting ones and
    * the `handed` records' timestamps) can complete at most `room` cars; else the first
    * timestamp at which they could complete more, but never lower than before. `bound`: the room
-   * when no car waits (the exception above). `cars`: how many may complete below it.
+   * when no car waits (the exception above). `cars`: how many may complete below it. `held`:
+   * it is below `safeTime` for lack of room (when every task is held, input pauses: see
+   * TaskManager.setNoRoom).
    */
-  advance(safeTime: number, room: number, handed: readonly number[], bound: number): { safeTime: number; cars: number } {
+  advance(safeTime: number, room: number, handed: readonly number[], bound: number): { safeTime: number; cars: number; held: boolean } {
     const target = Math.max(safeTime, this.value);
     const extra = [...handed].sort((a, b) => a - b);
-    if (target === this.value) return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
+    const result = (cars: number) => ({ safeTime: this.value, cars, held: this.value < target });
+    if (target === this.value) return result(this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars);
     const { cars, overflowAt } = this.walk(extra, target, room);
     if (overflowAt === undefined) {
       this.value = target;
-      return { safeTime: this.value, cars };
+      return result(cars);
     }
     if (overflowAt > this.value) {
       // `cars` are those below the overflowing timestamp: below the new safe time.
       this.value = overflowAt;
-      return { safeTime: this.value, cars };
+      return result(cars);
     }
     if (room >= bound) this.value = Math.min(this.firstAbove(extra, overflowAt), target);
-    return { safeTime: this.value, cars: this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars };
+    return result(this.walk(extra, this.value, Number.POSITIVE_INFINITY).cars);
   }
 
   /**

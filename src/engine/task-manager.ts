@@ -265,8 +265,15 @@ export class TaskManager {
     task.collector.state(key, null);
   }
 
-  /** Pricing full → every task stops fetching (the join of cars already read goes on). */
-  setNoRoom(noRoom: boolean): void {
+  /**
+   * No room → every task stops fetching (the join of cars already read goes on): the waiting
+   * set is full, or every task's join was held back for lack of room. A set filled by whole
+   * timestamps can stay a few cars short of its bound (join-budget.ts); while some task can
+   * still join on, reading goes on, as it moves the safe time that task waits for.
+   */
+  setNoRoom(pricingFull: boolean): void {
+    const running = this.running();
+    const noRoom = pricingFull || (running.length > 0 && running.every((t) => t.heldForRoom));
     for (const task of this.tasks.values()) task.setNoRoom(noRoom);
   }
 

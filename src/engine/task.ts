@@ -71,6 +71,8 @@ export class PartitionTask {
   private safeTime: SafeTime;
   /** The join's safe time: the partition's, held back by the room for cars waiting for prices. */
   private budget = new JoinBudget();
+  /** The last tick's budget held the join's safe time back for lack of room (join-budget.ts). */
+  heldForRoom = false;
   /**
    * Per lane (index in LANES) since the task last rewound: the next offset expected (kafkajs may
    * still hand over batches fetched before the seek; those are older and dropped), the offset
@@ -146,6 +148,7 @@ export class PartitionTask {
     this.replaySafeTime = floor;
     this.safeTime = new SafeTime(INPUT_ROLES.length, this.options.partitions, floor);
     this.budget = new JoinBudget(floor);
+    this.heldForRoom = false;
     this.lowestPending = LANES.map(() => -1);
     this.pendingParts = 0;
     this.hopSeen = Array.from({ length: INPUT_ROLES.length * this.options.partitions }, (_, k) => hopSeen.get(k) ?? -1);
@@ -239,7 +242,9 @@ export class PartitionTask {
     this.handed = out;
     this.handedIndex = undefined;
     const handed = out.map((r) => r.record.timestamp);
-    return { records: out, ...this.budget.advance(this.safeTime.advance(announced), room, handed, bound) };
+    const { safeTime, cars, held } = this.budget.advance(this.safeTime.advance(announced), room, handed, bound);
+    this.heldForRoom = held;
+    return { records: out, safeTime, cars };
   }
 
   /** Routes one join output of this partition; returns the assembled car when it must be priced. */
