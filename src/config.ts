@@ -358,7 +358,13 @@ export const engineSpec = {
   priceRetryMaxMs: int("PRICE_RETRY_MAX_MS", 5000, 1, 600_000, "largest retry backoff"),
   // At most 1e12: seven parts at the maximum stay exact integers of cents (< 2^53).
   priceMaxAmount: amount("PRICE_MAX_AMOUNT", 100_000, 0.01, 1_000_000_000_000, "a price above this is not a price: the car ends FAILED_GET_PRICE"),
-  priceMaxWaitingCars: int("PRICE_MAX_WAITING_CARS", 10000, 1, 10_000_000, "cars waiting for prices before consumption pauses (backpressure)"),
+  priceMaxWaitingCars: int(
+    "PRICE_MAX_WAITING_CARS",
+    10000,
+    1,
+    10_000_000,
+    "the most cars waiting for prices; consumption pauses when the next cars would not fit (backpressure)",
+  ),
   httpPort: int("HTTP_PORT", 8090, 0, 65535, "port of /metrics, /health and /ready"),
 };
 export type EngineSettings = Settings<typeof engineSpec>;

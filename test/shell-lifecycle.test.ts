@@ -89,50 +89,6 @@ describe("shell: pauses", () => {
     expect(s.input.paused.size).toBe(0);
   });
 
-  test("release is bounded by the room for waiting cars; a full waiting set pauses every topic-partition until prices free it", async () => {
-    const s = shell({ maxWaitingCars: 3 });
-    await owning(s, [0]);
-    const cars = 10;
-    const at = s.clock.now();
-    // Six parts of each car first: nothing completes, so every release has room.
-    for (let c = 0; c < cars; c++) {
-      s.deliver("body", 0, [partMessage("body", `car-${c}`, `b-${c}`, c, at + c)]);
-      s.deliver("engine", 0, [partMessage("engine", `car-${c}`, `e-${c}`, c, at + c)]);
-      s.deliver("remoteControl", 0, [partMessage("remoteControl", `car-${c}`, `r-${c}`, c, at + c)]);
-      s.deliver(
-        "wheel",
-        0,
-        ["FRONT_LEFT", "FRONT_RIGHT", "REAR_LEFT"].map((pl, i) => partMessage("wheel", `car-${c}`, `w-${c}-${i}`, 3 * c + i, at + c, pl)),
-      );
-    }
-    // Past the idle grace, then slowly: the cars' windows (5 s) must stay open.
-    s.clock.advance(600);
-    await untilJoined(s, 0, 100);
-    expect(s.kafka.committed.get("wheel:0")).toBe("30");
-    expect(s.pricing.waiting).toBe(0);
-    // Now each released record completes a car.
-    s.deliver(
-      "wheel",
-      0,
-      Array.from({ length: cars }, (_, c) => partMessage("wheel", `car-${c}`, `w-${c}-3`, 30 + c, at + c, "REAR_RIGHT")),
-    );
-    caughtUp(s, 0);
-    let maxWaiting = 0;
-    let pausedWhileFull = false;
-    for (let turn = 0; turn < 200 && s.kafka.outputs.length < cars; turn++) {
-      await s.turn();
-      maxWaiting = Math.max(maxWaiting, s.pricing.waiting);
-      if (s.pricing.isFull()) pausedWhileFull ||= INPUT_ROLES.every((r) => s.input.isPaused(r, 0));
-      if (turn % 3 === 2) s.pricing.priceAll(s.clock.now());
-      s.clock.advance(50);
-    }
-    expect(s.kafka.outputs.map((o) => o.key).sort()).toEqual(Array.from({ length: cars }, (_, c) => `car-${c}`).sort());
-    expect(maxWaiting).toBe(3);
-    expect(pausedWhileFull).toBe(true);
-    await s.turn();
-    expect(s.input.paused.size).toBe(0);
-  });
-
   /** Six parts of `carId` (all but the rear-right wheel) at `at`, from `offset` on each lane (the wheels from 3 × offset). */
   function sixParts(s: Shell, p: number, carId: string, offset: number, at: number): void {
     s.deliver("body", p, [partMessage("body", carId, `${carId}-b`, offset, at)]);
@@ -146,6 +102,41 @@ describe("shell: pauses", () => {
   }
   const lastWheel = (carId: string, offset: number, at: number) => partMessage("wheel", carId, `${carId}-w3`, offset, at, "REAR_RIGHT");
   const allPaused = (s: Shell, p: number) => INPUT_ROLES.every((r) => s.input.isPaused(r, p));
+
+  test("release is bounded by the room for waiting cars; a full waiting set pauses every topic-partition until prices free it", async () => {
+    const s = shell({ maxWaitingCars: 3 });
+    await owning(s, [0]);
+    const cars = 10;
+    const at = s.clock.now();
+    // Six parts of each car first: nothing completes, so every release has room.
+    for (let c = 0; c < cars; c++) sixParts(s, 0, `car-${c}`, c, at + c);
+    // Past the idle grace, then slowly: the cars' windows (5 s) must stay open.
+    s.clock.advance(600);
+    await untilJoined(s, 0, 100);
+    expect(s.kafka.committed.get("wheel:0")).toBe("30");
+    expect(s.pricing.waiting).toBe(0);
+    // Now each released record completes a car.
+    s.deliver(
+      "wheel",
+      0,
+      Array.from({ length: cars }, (_, c) => lastWheel(`car-${c}`, 30 + c, at + c)),
+    );
+    caughtUp(s, 0);
+    let maxWaiting = 0;
+    let pausedWhileFull = false;
+    for (let turn = 0; turn < 200 && s.kafka.outputs.length < cars; turn++) {
+      await s.turn();
+      maxWaiting = Math.max(maxWaiting, s.pricing.waiting);
+      if (s.pricing.isFull()) pausedWhileFull ||= allPaused(s, 0);
+      if (turn % 3 === 2) s.pricing.priceAll(s.clock.now());
+      s.clock.advance(50);
+    }
+    expect(s.kafka.outputs.map((o) => o.key).sort()).toEqual(Array.from({ length: cars }, (_, c) => `car-${c}`).sort());
+    expect(maxWaiting).toBe(3);
+    expect(pausedWhileFull).toBe(true);
+    await s.turn();
+    expect(s.input.paused.size).toBe(0);
+  });
 
   test("when every task's join is held back for room, every topic-partition pauses though the waiting set is short of full (two cars complete at one timestamp, one slot left)", async () => {
     const s = shell({ maxWaitingCars: 2 });
