@@ -148,4 +148,41 @@ describe("engine: price API outages", () => {
     expect(report.problems).toEqual({});
     expect(report.ok).toBe(true);
   }, 300_000);
+
+  test("backpressure through faults: SIGKILLed while paused for room, and again before the restart is ready → the engine pauses for room again, stays within its bound, and once the API recovers every car is exact", async () => {
+    const bound = 300;
+    const s = (current = await stack("backpressure-kill", {
+      api: { hangRate: 1, maxConcurrency: 5 },
+      engineEnv: { PRICE_MAX_WAITING_CARS: String(bound), PRICE_DEADLINE_MS: "600000", PRICE_REQUEST_TIMEOUT_MS: "1000", PRICE_RETRY_MAX_MS: "300" },
+    }));
+    await s.engine.start();
+    const owned = (await s.engine.status())!.partitions.length;
+    expect(owned).toBeGreaterThan(0);
+    let maxWaiting = 0;
+    const noRoomEverywhere = async () => {
+      maxWaiting = Math.max(maxWaiting, (await s.engine.metrics())?.waiting ?? 0);
+      return (await pausedForRoom(s)) === 4 * owned;
+    };
+    const first = await generate({ cars: 1500, seed: 56, rate: 600 }, s.kafka);
+    expect(await until(noRoomEverywhere, 60_000)).toBe(true);
+    // Killed while it has no room; the second batch comes during the restarts, and the first
+    // restart is killed too while it is not ready yet (taking its partitions or restoring).
+    await s.engine.kill9();
+    const generating = generate({ cars: 1500, seed: 57, rate: 600 }, s.kafka);
+    await s.engine.spawn();
+    expect(await until(async () => (await s.engine.status())?.ready === false, 30_000, 20)).toBe(true);
+    await s.engine.kill9();
+    await s.engine.start();
+    const second = await generating;
+    // Not stalled, not over: it fills and pauses again, and has not read the whole second batch.
+    expect(await until(noRoomEverywhere, 60_000)).toBe(true);
+    const paused = (await s.engine.metrics())!;
+    expect(maxWaiting).toBeLessThanOrEqual(bound);
+    expect(paused.recordsIn).toBeLessThan(second.counts.recordsSent);
+    s.api.reconfigure({ hangRate: 0, delayMinMs: 0, delayMaxMs: 20 });
+    const manifest = { ...second, cars: [...first.cars, ...second.cars], deadLetters: [...first.deadLetters, ...second.deadLetters] };
+    const report = await verifyOutputs(s.kafka, manifest, { timeoutMs: 180_000 });
+    expect(report.problems).toEqual({});
+    expect(report.ok).toBe(true);
+  }, 300_000);
 });
